@@ -1,0 +1,465 @@
+//! The one Vision Transformer behind every backbone: CLIP's vision tower, DINOv2 and ViT
+//! differ only by [`VitConfig`] fields.
+//!
+//! References (transformers, the definition of correct here):
+//! `models/clip/modeling_clip.py` (`CLIPVisionTransformer`), `models/dinov2/modeling_dinov2.py`
+//! (`Dinov2Model`), `models/vit/modeling_vit.py` (`ViTModel`).
+//!
+//! ```text
+//! pixels [B, 3, H, W]
+//!   -> patches [B, N, 3*p*p] @ W_patch (+ b)        N = (H/p) * (W/p)
+//!   -> [cls; patches] + pos (resampled to the grid)  [B, 1+N, C]
+//!   -> pre-norm (CLIP)                               = hidden_states[0]
+//!   -> block_1 .. block_L                            = hidden_states[1..=L]   (the "levels")
+//!      x = x + ls1 * Attn(LN1(x)); x = x + ls2 * MLP(LN2(x))
+//!   -> final norm (ViT, DINOv2)                      = last_hidden_state
+//!   -> pooler (CLIP: post-norm of cls; ViT: tanh(dense(cls)); DINOv2: cls)
+//! ```
+//!
+//! Seams: [`VisionTransformer::embed`], [`VisionTransformer::blocks`] (each block's
+//! `forward`), [`VisionTransformer::finish`]. In-backbone methods walk the blocks and
+//! transform the tokens between them; side-branch methods read levels from
+//! [`VisionTransformer::forward`]. Neither copies this forward pass.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Tensor, TensorData, activation};
+
+use super::config::{Activation, Pooler, VitConfig};
+use super::interp;
+use crate::error::{Error, Result};
+
+/// Weights in vidapter's orientation (linear weights `[in, out]`), produced by a loader.
+pub(crate) struct RawVit {
+    pub patch_w: Vec<f32>, // [3*p*p, C], input order (channel, row, column)
+    pub patch_b: Option<Vec<f32>>,
+    pub cls: Vec<f32>, // [C]
+    pub pos: Vec<f32>, // [1 + g0*g0, C]
+    pub pre_norm: Option<(Vec<f32>, Vec<f32>)>,
+    pub blocks: Vec<RawBlock>,
+    pub final_norm: Option<(Vec<f32>, Vec<f32>)>,
+    pub post_norm: Option<(Vec<f32>, Vec<f32>)>,
+    pub pooler: Option<(Vec<f32>, Vec<f32>)>, // [C, C] in->out, [C]
+}
+
+/// One block's weights in vidapter's orientation.
+pub(crate) struct RawBlock {
+    pub norm1: (Vec<f32>, Vec<f32>),
+    pub qkv_w: Vec<f32>, // [C, 3C]: q | k | v along the output axis
+    pub qkv_b: Option<Vec<f32>>,
+    pub proj_w: Vec<f32>, // [C, C]
+    pub proj_b: Vec<f32>,
+    pub ls1: Option<Vec<f32>>,
+    pub norm2: (Vec<f32>, Vec<f32>),
+    pub fc1_w: Vec<f32>, // [C, H] (SwiGLU: [C, 2H])
+    pub fc1_b: Vec<f32>,
+    pub fc2_w: Vec<f32>, // [H, C]
+    pub fc2_b: Vec<f32>,
+    pub ls2: Option<Vec<f32>>,
+}
+
+impl RawVit {
+    /// Random weights for `cfg` (N(0, 0.02) matrices, unit norms), for benchmarks and tests.
+    pub(crate) fn random(cfg: &VitConfig, seed: u64) -> Self {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let normal = Normal::new(0.0f32, 0.02).expect("valid std");
+        let mut r = |n: usize| -> Vec<f32> { (0..n).map(|_| normal.sample(&mut rng)).collect() };
+        let (c, h, p) = (cfg.hidden_size, cfg.intermediate_size, cfg.patch_size);
+        let fc1_out = if cfg.swiglu { 2 * h } else { h };
+        let ones = |n: usize| vec![1f32; n];
+        let g = cfg.grid();
+        let blocks = (0..cfg.num_layers)
+            .map(|_| RawBlock {
+                norm1: (ones(c), vec![0.0; c]),
+                qkv_w: r(3 * c * c),
+                qkv_b: cfg.qkv_bias.then(|| vec![0.0; 3 * c]),
+                proj_w: r(c * c),
+                proj_b: vec![0.0; c],
+                ls1: cfg.layer_scale.then(|| ones(c)),
+                norm2: (ones(c), vec![0.0; c]),
+                fc1_w: r(c * fc1_out),
+                fc1_b: vec![0.0; fc1_out],
+                fc2_w: r(h * c),
+                fc2_b: vec![0.0; c],
+                ls2: cfg.layer_scale.then(|| ones(c)),
+            })
+            .collect();
+        RawVit {
+            patch_w: r(cfg.num_channels * p * p * c),
+            patch_b: cfg.patch_bias.then(|| vec![0.0; c]),
+            cls: r(c),
+            pos: r((1 + g * g) * c),
+            pre_norm: cfg.pre_norm.then(|| (ones(c), vec![0.0; c])),
+            blocks,
+            final_norm: cfg.final_norm.then(|| (ones(c), vec![0.0; c])),
+            post_norm: (cfg.pooler == Pooler::ClsPostNorm).then(|| (ones(c), vec![0.0; c])),
+            pooler: (cfg.pooler == Pooler::DenseTanh).then(|| (r(c * c), vec![0.0; c])),
+        }
+    }
+}
+
+fn param<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Param<Tensor<D>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(data, shape), device))
+}
+
+fn layer_norm((w, b): (Vec<f32>, Vec<f32>), eps: f64, device: &Device) -> LayerNorm {
+    let d = w.len();
+    let mut ln = LayerNormConfig::new(d).with_epsilon(eps).init(device);
+    ln.gamma = param(w, [d], device);
+    ln.beta = Some(param(b, [d], device));
+    ln
+}
+
+fn linear(w: Vec<f32>, b: Option<Vec<f32>>, d_in: usize, d_out: usize, device: &Device) -> Linear {
+    Linear {
+        weight: param(w, [d_in, d_out], device),
+        bias: b.map(|b| param(b, [d_out], device)),
+    }
+}
+
+/// Multi-head self-attention with fused q/k/v.
+#[derive(Module, Debug)]
+pub struct Attention {
+    qkv: Linear,
+    proj: Linear,
+    num_heads: usize,
+}
+
+impl Attention {
+    /// # Shapes
+    /// - x: `[B, L, C]` -> `[B, L, C]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, l, c] = x.dims();
+        let h = self.num_heads;
+        let qkv = self
+            .qkv
+            .forward(x) // [B, L, 3C]
+            .reshape([b, l, 3, h, c / h])
+            .permute([2, 0, 3, 1, 4]); // [3, B, h, L, d]
+        let q = qkv.clone().slice_dim(0, 0..1).squeeze_dim::<4>(0); // [B, h, L, d]
+        let k = qkv.clone().slice_dim(0, 1..2).squeeze_dim::<4>(0);
+        let v = qkv.slice_dim(0, 2..3).squeeze_dim::<4>(0);
+        let out = attention(q, k, v, None, None, AttentionModuleOptions::default()); // [B, h, L, d]
+        let out = out.swap_dims(1, 2).reshape([b, l, c]); // [B, L, C]
+        self.proj.forward(out)
+    }
+}
+
+/// The feed-forward part of a block.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    #[module(skip)]
+    act: Activation,
+    swiglu: bool,
+}
+
+fn activate<const D: usize>(x: Tensor<D>, act: Activation) -> Tensor<D> {
+    match act {
+        Activation::Gelu => activation::gelu(x),
+        Activation::GeluTanh => activation::gelu_approximate(x),
+        Activation::QuickGelu => x.clone() * activation::sigmoid(x * 1.702),
+        Activation::Relu => activation::relu(x),
+        Activation::Silu => activation::silu(x),
+    }
+}
+
+impl Mlp {
+    /// # Shapes
+    /// - x: `[B, L, C]` -> `[B, L, C]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.fc1.forward(x); // [B, L, H] or [B, L, 2H]
+        let h = if self.swiglu {
+            let mut halves = h.chunk(2, 2);
+            let x2 = halves.pop().expect("two halves");
+            let x1 = halves.pop().expect("two halves");
+            activation::silu(x1) * x2 // [B, L, H]
+        } else {
+            activate(h, self.act)
+        };
+        self.fc2.forward(h)
+    }
+}
+
+/// One pre-norm transformer block (with optional LayerScale).
+#[derive(Module, Debug)]
+pub struct Block {
+    norm1: LayerNorm,
+    attn: Attention,
+    ls1: Option<Param<Tensor<1>>>,
+    norm2: LayerNorm,
+    mlp: Mlp,
+    ls2: Option<Param<Tensor<1>>>,
+}
+
+impl Block {
+    /// # Shapes
+    /// - x: `[B, L, C]` -> `[B, L, C]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + scale(self.attn.forward(self.norm1.forward(x)), &self.ls1);
+        x.clone() + scale(self.mlp.forward(self.norm2.forward(x)), &self.ls2)
+    }
+}
+
+fn scale(x: Tensor<3>, ls: &Option<Param<Tensor<1>>>) -> Tensor<3> {
+    match ls {
+        Some(g) => x * g.val().unsqueeze::<3>(),
+        None => x,
+    }
+}
+
+/// Outputs of a forward pass, named as transformers names them.
+#[derive(Debug, Clone)]
+pub struct VitOutput {
+    /// The requested levels as `(index, [B, 1+N, C])`, index 0 being the embeddings and
+    /// `i` the output of block `i`, in the order asked.
+    pub levels: Vec<(usize, Tensor<3>)>,
+    /// `[B, 1+N, C]`.
+    pub last_hidden_state: Tensor<3>,
+    /// `[B, C]`.
+    pub pooler_output: Tensor<2>,
+}
+
+/// Position-embedding resampling matrices per input grid `(gh, gw)`.
+type PosCache = Arc<Mutex<HashMap<(usize, usize), Vec<f32>>>>;
+
+/// A CLIP / DINOv2 / ViT image encoder.
+#[derive(Module, Debug)]
+pub struct VisionTransformer {
+    patch_w: Param<Tensor<2>>,
+    patch_b: Option<Param<Tensor<1>>>,
+    cls: Param<Tensor<1>>,
+    pos: Param<Tensor<2>>,
+    pre_norm: Option<LayerNorm>,
+    blocks: Vec<Block>,
+    final_norm: Option<LayerNorm>,
+    post_norm: Option<LayerNorm>,
+    pooler: Option<Linear>,
+    #[module(skip)]
+    config: VitConfig,
+    /// Resampling matrices per input grid, built once on the CPU.
+    #[module(skip)]
+    pos_cache: PosCache,
+}
+
+impl VisionTransformer {
+    pub(crate) fn from_raw(raw: RawVit, config: VitConfig, device: &Device) -> Self {
+        let c = config.hidden_size;
+        let p = config.patch_size;
+        let inter = config.intermediate_size;
+        let eps = config.layer_norm_eps;
+        let fc1_out = if config.swiglu { 2 * inter } else { inter };
+        let n_pos = raw.pos.len() / c;
+        let blocks = raw
+            .blocks
+            .into_iter()
+            .map(|b| Block {
+                norm1: layer_norm(b.norm1, eps, device),
+                attn: Attention {
+                    qkv: linear(b.qkv_w, b.qkv_b, c, 3 * c, device),
+                    proj: linear(b.proj_w, Some(b.proj_b), c, c, device),
+                    num_heads: config.num_heads,
+                },
+                ls1: b.ls1.map(|g| param(g, [c], device)),
+                norm2: layer_norm(b.norm2, eps, device),
+                mlp: Mlp {
+                    fc1: linear(b.fc1_w, Some(b.fc1_b), c, fc1_out, device),
+                    fc2: linear(b.fc2_w, Some(b.fc2_b), inter, c, device),
+                    act: config.act,
+                    swiglu: config.swiglu,
+                },
+                ls2: b.ls2.map(|g| param(g, [c], device)),
+            })
+            .collect();
+        let model = VisionTransformer {
+            patch_w: param(raw.patch_w, [config.num_channels * p * p, c], device),
+            patch_b: raw.patch_b.map(|b| param(b, [c], device)),
+            cls: param(raw.cls, [c], device),
+            pos: param(raw.pos, [n_pos, c], device),
+            pre_norm: raw.pre_norm.map(|n| layer_norm(n, eps, device)),
+            blocks,
+            final_norm: raw.final_norm.map(|n| layer_norm(n, eps, device)),
+            post_norm: raw.post_norm.map(|n| layer_norm(n, eps, device)),
+            pooler: raw.pooler.map(|(w, b)| linear(w, Some(b), c, c, device)),
+            config,
+            pos_cache: Arc::default(),
+        };
+        // A backbone is frozen unless a method (full fine-tuning) says otherwise.
+        model.no_grad()
+    }
+
+    /// A model of `config` with random weights (seeded), for benchmarks and tests.
+    pub fn random(config: VitConfig, seed: u64, device: &Device) -> Self {
+        Self::from_raw(RawVit::random(&config, seed), config, device)
+    }
+
+    /// The configuration this model was built from.
+    pub fn config(&self) -> &VitConfig {
+        &self.config
+    }
+
+    /// The transformer blocks, in order (block `i` produces level `i + 1`).
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// Checks a pixel batch's form before any work is done.
+    pub fn check_pixels(&self, dims: &[usize]) -> Result<()> {
+        let cfg = self.config();
+        if dims.len() != 4 {
+            return Err(Error::Input(format!(
+                "pixel tensor has rank {} (shape {dims:?}); expected [N, {}, H, W]",
+                dims.len(),
+                cfg.num_channels
+            )));
+        }
+        if dims[1] != cfg.num_channels {
+            return Err(Error::Input(format!(
+                "pixel tensor has {} channels (shape {dims:?}); the backbone expects {} (RGB) in dimension 1",
+                dims[1], cfg.num_channels
+            )));
+        }
+        if dims[2] < cfg.patch_size || dims[3] < cfg.patch_size {
+            return Err(Error::Input(format!(
+                "pixel tensor of {}x{} is smaller than one {}x{} patch",
+                dims[2], dims[3], cfg.patch_size, cfg.patch_size
+            )));
+        }
+        if dims[0] == 0 {
+            return Err(Error::Input("pixel tensor holds no images (N = 0)".into()));
+        }
+        Ok(())
+    }
+
+    /// Position embeddings for a `gh x gw` grid: `[1 + gh*gw, C]`.
+    fn pos_embed(&self, gh: usize, gw: usize) -> Tensor<2> {
+        let pos = self.pos.val();
+        let [n_pos, c] = pos.dims();
+        let g0 = ((n_pos - 1) as f64).sqrt().round() as usize;
+        // transformers returns the stored table unchanged when the grid is the trained one.
+        if (gh, gw) == (g0, g0) {
+            return pos;
+        }
+        let m = {
+            let mut cache = self.pos_cache.lock().expect("pos cache poisoned");
+            cache
+                .entry((gh, gw))
+                .or_insert_with(|| interp::grid_matrix((g0, g0), (gh, gw)))
+                .clone()
+        };
+        let device = pos.device();
+        let m = Tensor::<2>::from_data(TensorData::new(m, [gh * gw, g0 * g0]), &device);
+        let cls = pos.clone().slice_dim(0, 0..1); // [1, C]
+        let patches = m.matmul(pos.slice_dim(0, 1..n_pos)); // [gh*gw, C]
+        debug_assert_eq!(patches.dims()[1], c);
+        Tensor::cat(vec![cls, patches], 0)
+    }
+
+    /// Patch + class + position embedding (+ CLIP's pre-norm): `hidden_states[0]`.
+    ///
+    /// Pixels beyond a whole number of patches are ignored, as a strided convolution does.
+    ///
+    /// # Shapes
+    /// - pixels: `[B, 3, H, W]` -> `[B, 1+N, C]`, `N = (H/p)*(W/p)`
+    pub fn embed(&self, pixels: Tensor<4>) -> Tensor<3> {
+        let cfg = self.config();
+        let p = cfg.patch_size;
+        let [b, ch, h, w] = pixels.dims();
+        let (gh, gw) = (h / p, w / p);
+        let pixels = if h != gh * p || w != gw * p {
+            pixels.slice([0..b, 0..ch, 0..gh * p, 0..gw * p])
+        } else {
+            pixels
+        };
+        let patches = pixels
+            .reshape([b, ch, gh, p, gw, p])
+            .permute([0, 2, 4, 1, 3, 5]) // [B, gh, gw, 3, p, p]
+            .reshape([b * gh * gw, ch * p * p]);
+        let mut x = patches.matmul(self.patch_w.val()); // [B*N, C]
+        if let Some(bias) = &self.patch_b {
+            x = x + bias.val().unsqueeze::<2>();
+        }
+        let c = cfg.hidden_size;
+        let x = x.reshape([b, gh * gw, c]); // [B, N, C]
+        let cls = self.cls.val().reshape([1, 1, c]).expand([b, 1, c]); // [B, 1, C]
+        let x = Tensor::cat(vec![cls, x], 1); // [B, 1+N, C]
+        let x = x + self.pos_embed(gh, gw).unsqueeze::<3>();
+        match &self.pre_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
+    }
+
+    /// From the last block's output to `(last_hidden_state, pooler_output)`.
+    ///
+    /// # Shapes
+    /// - x: `[B, 1+N, C]` -> (`[B, 1+N, C]`, `[B, C]`)
+    pub fn finish(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<2>) {
+        let last = match &self.final_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        let [b, _, c] = last.dims();
+        let cls = last.clone().slice_dim(1, 0..1).reshape([b, c]); // [B, C]
+        let pooled = match (self.config().pooler, &self.post_norm, &self.pooler) {
+            (Pooler::ClsPostNorm, Some(norm), _) => norm.forward(cls),
+            (Pooler::DenseTanh, _, Some(dense)) => dense.forward(cls).tanh(),
+            _ => cls,
+        };
+        (last, pooled)
+    }
+
+    /// The full forward pass, handing out the hidden states listed in `levels` (0 =
+    /// embeddings, `i` = output of block `i`). Asking for levels changes no number.
+    ///
+    /// # Shapes
+    /// - pixels: `[B, 3, H, W]`
+    pub fn forward(&self, pixels: Tensor<4>, levels: &[usize]) -> VitOutput {
+        let mut x = self.embed(pixels);
+        let mut kept: Vec<Option<Tensor<3>>> = vec![None; levels.len()];
+        let mut keep = |i: usize, x: &Tensor<3>| {
+            for (slot, &l) in kept.iter_mut().zip(levels) {
+                if l == i {
+                    *slot = Some(x.clone());
+                }
+            }
+        };
+        keep(0, &x);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x);
+            keep(i + 1, &x);
+        }
+        let (last_hidden_state, pooler_output) = self.finish(x);
+        let levels = levels
+            .iter()
+            .zip(kept)
+            .map(|(&l, t)| {
+                let t = t.unwrap_or_else(|| {
+                    panic!(
+                        "level {l} requested but the model has {} blocks",
+                        self.blocks.len()
+                    )
+                });
+                (l, t)
+            })
+            .collect();
+        VitOutput {
+            levels,
+            last_hidden_state,
+            pooler_output,
+        }
+    }
+
+    /// Total parameter count (all tensors, trainable or not).
+    pub fn param_count(&self) -> usize {
+        self.num_params()
+    }
+}

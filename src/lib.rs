@@ -1,0 +1,25 @@
+//! vidapter: parameter-efficient image-to-video transfer learning in Rust.
+//!
+//! A frozen image model (CLIP ViT, DINOv2, ViT) is loaded from the files people have
+//! ([`backbone`]), and adapted to video by training a few parameters. This crate is the
+//! library; the `vidapter` binary parses arguments and calls it.
+//!
+//! Map:
+//! - [`backbone`]: the one Vision Transformer, its configs, weight loading and hub resolution;
+//! - [`extract`]: hidden states of a pixel tensor, named as transformers names them;
+//! - [`compare`]: tensor-by-tensor relative error between two safetensors files;
+//! - [`bench`]: timing against PyTorch in the same run;
+//! - [`device`]: `--device cpu | vulkan:N | cuda:N`;
+//! - [`error`]: the error type, which always names the file, tensor or field at fault.
+
+#![warn(missing_docs)]
+
+pub mod backbone;
+pub mod bench;
+pub mod compare;
+pub mod device;
+pub mod error;
+pub mod extract;
+pub mod util;
+
+pub use error::{Error, Result};
