@@ -25,7 +25,19 @@ def main():
             dt = time.perf_counter() - t0
             if i >= args["warmup"]:
                 times.append(dt * 1000.0)
-    print(json.dumps({"ms": times, "threads": torch.get_num_threads(), "torch": torch.__version__}))
+    # The MLP's first GEMM at this batch: [frames*tokens, C] @ [C, 4C], timed alone.
+    tokens = args["frames"] * ((args["size"] // args["config"]["patch_size"]) ** 2 + 1)
+    c, h = args["config"]["hidden_size"], args["config"]["intermediate_size"]
+    a, b = torch.randn(tokens, c), torch.randn(c, h)
+    gemm = []
+    with torch.inference_mode():
+        for i in range(args["warmup"] + args["iters"]):
+            t0 = time.perf_counter()
+            a @ b
+            dt = time.perf_counter() - t0
+            if i >= args["warmup"]:
+                gemm.append(dt * 1000.0)
+    print(json.dumps({"ms": times, "gemm_ms": gemm, "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

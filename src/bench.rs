@@ -61,6 +61,20 @@ pub struct BackboneReport {
     pub pytorch_info: Option<String>,
     /// vidapter time / PyTorch time (lower is better for vidapter).
     pub ratio: Option<f64>,
+    /// The MLP's first GEMM alone (`[frames*tokens, C] @ [C, 4C]`): GFLOP/s per side,
+    /// the figure that says how much of the gap is matrix-multiply throughput.
+    pub gemm_gflops: GemmFigures,
+}
+
+/// GEMM throughput of both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct GemmFigures {
+    /// Shape `[m, k] @ [k, n]`.
+    pub shape: [usize; 3],
+    /// vidapter's GFLOP/s at the median.
+    pub vidapter: f64,
+    /// PyTorch's GFLOP/s at the median, when it ran.
+    pub pytorch: Option<f64>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -101,6 +115,12 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
         device,
     );
     let script = write_script()?;
+    let tokens = opts.frames * ((opts.size / 16).pow(2) + 1);
+    let gemm_shape = [tokens, 768, 3072];
+    let ga = Tensor::<2>::random([tokens, 768], Distribution::Normal(0.0, 1.0), device);
+    let gb = Tensor::<2>::random([768, 3072], Distribution::Normal(0.0, 1.0), device);
+    let mut our_gemm = Vec::new();
+    let mut their_gemm = Vec::new();
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let mut info = None;
@@ -112,6 +132,13 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
             let dt = t0.elapsed().as_secs_f64() * 1000.0;
             if i >= opts.warmup {
                 ours.push(dt);
+            }
+        }
+        for i in 0..opts.warmup + opts.iters {
+            let t0 = Instant::now();
+            let _ = ga.clone().matmul(gb.clone()).into_data();
+            if i >= opts.warmup {
+                our_gemm.push(t0.elapsed().as_secs_f64() * 1000.0);
             }
         }
         if let Some(py) = &opts.python {
@@ -135,13 +162,16 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
                 serde_json::from_str(line.trim().lines().last().unwrap_or("")).map_err(|e| {
                     Error::Input(format!("unreadable PyTorch benchmark output `{line}`: {e}"))
                 })?;
-            theirs.extend(
-                v["ms"]
+            let floats = |key: &str| -> Vec<f64> {
+                v[key]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter_map(|x| x.as_f64()),
-            );
+                    .filter_map(|x| x.as_f64())
+                    .collect()
+            };
+            theirs.extend(floats("ms"));
+            their_gemm.extend(floats("gemm_ms"));
             info = Some(format!(
                 "torch {} ({} threads)",
                 v["torch"].as_str().unwrap_or("?"),
@@ -152,6 +182,13 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
     let vidapter = side(ours, opts.frames);
     let pytorch = (!theirs.is_empty()).then(|| side(theirs, opts.frames));
     let ratio = pytorch.as_ref().map(|p| vidapter.median_ms / p.median_ms);
+    let flops = 2.0 * gemm_shape.iter().product::<usize>() as f64;
+    let gflops = |ms: f64| flops / (ms * 1e6);
+    let gemm_gflops = GemmFigures {
+        shape: gemm_shape,
+        vidapter: gflops(median(&our_gemm)),
+        pytorch: (!their_gemm.is_empty()).then(|| gflops(median(&their_gemm))),
+    };
     Ok(BackboneReport {
         model: format!("ViT-B/16 (random weights) {hf_config}"),
         frames: opts.frames,
@@ -160,6 +197,7 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
         pytorch,
         pytorch_info: info,
         ratio,
+        gemm_gflops,
     })
 }
 

@@ -229,6 +229,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                     println!("ratio vidapter/PyTorch time: {ratio:.2}");
                 }
+                let g = &report.gemm_gflops;
+                print!(
+                    "GEMM {:?} alone: vidapter {:.1} GFLOP/s",
+                    g.shape, g.vidapter
+                );
+                match g.pytorch {
+                    Some(p) => println!(", PyTorch {p:.1} GFLOP/s"),
+                    None => println!(),
+                }
                 if let Some(path) = json {
                     let text = serde_json::to_string_pretty(&report)?;
                     std::fs::write(&path, text)
