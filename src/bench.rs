@@ -206,3 +206,160 @@ fn write_script() -> Result<PathBuf> {
     std::fs::write(&path, TORCH_SCRIPT).map_err(|e| Error::io(&path, e))?;
     Ok(path)
 }
+
+const DATA_SCRIPT: &str = include_str!("../scripts/bench_data_python.py");
+
+/// What `bench data` times.
+#[derive(Debug, Clone)]
+pub struct DataBench {
+    /// Number of generated H.264 videos.
+    pub videos: usize,
+    /// Seconds per video (25 fps, 320x240).
+    pub seconds: usize,
+    /// Passes over the videos per measurement.
+    pub repeats: usize,
+    /// Frames per clip.
+    pub frames: usize,
+    /// Output side.
+    pub size: usize,
+    /// Worker counts to measure.
+    pub workers: Vec<usize>,
+    /// Python with PyAV and/or decord (and torch); `None` skips Python.
+    pub python: Option<String>,
+}
+
+/// One row: a worker count and each side's clips per second.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataRow {
+    /// Decode workers (threads for vidapter, processes for Python).
+    pub workers: usize,
+    /// vidapter clips/s.
+    pub vidapter: f64,
+    /// PyAV clips/s, when it ran.
+    pub pyav: Option<f64>,
+    /// decord clips/s, when it ran.
+    pub decord: Option<f64>,
+}
+
+/// Decode + sample + transform throughput on real H.264 files (T frames, 224 px).
+pub fn bench_data(opts: &DataBench) -> Result<Vec<DataRow>> {
+    use crate::data::decode::DecodeOptions;
+    use crate::data::loader::{ClipSpec, LoaderConfig, Views, epoch};
+    use crate::data::sampling::Sampling;
+    use crate::data::transform::SpatialConfig;
+    use crate::data::{Entry, Source};
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("vidapter_bench_data_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut paths = Vec::new();
+    for i in 0..opts.videos {
+        let path = dir.join(format!("v{i:03}.mp4"));
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size=320x240:rate=25,hue=h={}", i * 37))
+            .args([
+                "-t",
+                &opts.seconds.to_string(),
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            .arg(&path)
+            .status()
+            .map_err(|e| {
+                Error::Input(format!(
+                    "`ffmpeg` is needed to make the benchmark's videos: {e}"
+                ))
+            })?;
+        if !status.success() {
+            return Err(Error::Input(format!(
+                "ffmpeg could not write {}",
+                path.display()
+            )));
+        }
+        paths.push(path);
+    }
+    let entries: Arc<Vec<Entry>> = Arc::new(
+        paths
+            .iter()
+            .map(|p| Entry {
+                source: Source::Video(p.clone()),
+                labels: vec![0],
+                origin: None,
+            })
+            .collect(),
+    );
+    let spec = Arc::new(ClipSpec {
+        sampling: Sampling::Segment {
+            frames: opts.frames,
+        },
+        spatial: SpatialConfig {
+            size: opts.size,
+            short_side: 256,
+            area: [0.25, 1.0],
+            ratio: [1.0, 1.0],
+            flip: true,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        },
+    });
+    let script =
+        std::env::temp_dir().join(format!("vidapter_bench_data_{}.py", std::process::id()));
+    std::fs::write(&script, DATA_SCRIPT).map_err(|e| Error::io(&script, e))?;
+    let python_run = |backend: &str, workers: usize| -> Option<f64> {
+        let py = opts.python.as_ref()?;
+        let args = serde_json::json!({
+            "videos": paths, "backend": backend, "workers": workers, "frames": opts.frames,
+            "size": opts.size, "short_side": 256, "repeats": opts.repeats,
+        });
+        let out = Command::new(py)
+            .arg(&script)
+            .arg(args.to_string())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            tracing::warn!(
+                "{backend} benchmark failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(v["clips"].as_f64()? / v["seconds"].as_f64()?)
+    };
+    let mut rows = Vec::new();
+    for &workers in &opts.workers {
+        let cfg = LoaderConfig {
+            batch_size: 1,
+            workers,
+            prefetch: 2,
+            seed: 0,
+            shuffle: true,
+            views: Views::Train,
+            strict: true,
+            decode: DecodeOptions::default(),
+        };
+        let t0 = Instant::now();
+        let mut clips = 0usize;
+        for e in 0..opts.repeats as u64 {
+            for batch in epoch(entries.clone(), spec.clone(), &cfg, e) {
+                clips += batch
+                    .map_err(|p| Error::Input(p.to_string()))?
+                    .entries
+                    .len();
+            }
+        }
+        let ours = clips as f64 / t0.elapsed().as_secs_f64();
+        rows.push(DataRow {
+            workers,
+            vidapter: ours,
+            pyav: python_run("pyav", workers),
+            decord: python_run("decord", workers),
+        });
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&script);
+    Ok(rows)
+}

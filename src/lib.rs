@@ -17,6 +17,7 @@
 pub mod backbone;
 pub mod bench;
 pub mod compare;
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod extract;

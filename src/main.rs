@@ -91,6 +91,25 @@ enum BenchWhat {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Decode + sample + transform throughput (clips/s) on generated H.264 files, with 1 and
+    /// 2 workers; PyAV and decord alongside when installed.
+    Data {
+        /// Videos to generate (320x240, 25 fps).
+        #[arg(long, default_value_t = 8)]
+        videos: usize,
+        /// Seconds per video.
+        #[arg(long, default_value_t = 4)]
+        seconds: usize,
+        /// Passes over the videos.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Python with torch and PyAV / decord (default: $VIDAPTER_PYTHON or python3).
+        #[arg(long)]
+        python: Option<String>,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -187,6 +206,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
         }
         Command::Bench { what } => match what {
+            BenchWhat::Data {
+                videos,
+                seconds,
+                repeats,
+                python,
+                json,
+            } => {
+                let python = python
+                    .or_else(|| std::env::var("VIDAPTER_PYTHON").ok())
+                    .unwrap_or_else(|| "python3".into());
+                let has_torch = bench::python_has_torch(&python);
+                if !has_torch {
+                    eprintln!("note: `{python}` cannot import torch; timing vidapter only");
+                }
+                let opts = bench::DataBench {
+                    videos,
+                    seconds,
+                    repeats,
+                    frames: 8,
+                    size: 224,
+                    workers: vec![1, 2],
+                    python: has_torch.then_some(python),
+                };
+                let rows = bench::bench_data(&opts)?;
+                println!(
+                    "decode + sample + transform, T=8, 224 px, {videos} H.264 videos 320x240 x {seconds} s, {repeats} passes"
+                );
+                println!(
+                    "{:>8} {:>16} {:>16} {:>16}",
+                    "workers", "vidapter clip/s", "PyAV clip/s", "decord clip/s"
+                );
+                let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+                for r in &rows {
+                    println!(
+                        "{:>8} {:>16.1} {:>16} {:>16}",
+                        r.workers,
+                        r.vidapter,
+                        fmt(r.pyav),
+                        fmt(r.decord)
+                    );
+                }
+                if let Some(path) = json {
+                    std::fs::write(&path, serde_json::to_string_pretty(&rows)?)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
             BenchWhat::Backbone {
                 frames,
                 size,
