@@ -7,6 +7,9 @@
 //! Map:
 //! - [`backbone`]: the one Vision Transformer, its configs, weight loading and hub resolution;
 //! - [`extract`]: hidden states of a pixel tensor, named as transformers names them;
+//! - [`methods`]: FE-Adapter, ST-Adapter, full fine-tuning, the linear probe; the video classifier;
+//! - [`train`]: loss, optimiser, schedules, checkpoints, the training loop;
+//! - [`data`]: decoding, sampling, transforms, the loader, the dataset checker;
 //! - [`compare`]: tensor-by-tensor relative error between two safetensors files;
 //! - [`bench`]: timing against PyTorch in the same run;
 //! - [`device`]: `--device cpu | vulkan:N | cuda:N`;
@@ -21,6 +24,8 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod extract;
+pub mod methods;
+pub mod train;
 pub mod util;
 
 pub use error::{Error, Result};

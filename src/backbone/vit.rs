@@ -204,7 +204,23 @@ impl Block {
     /// # Shapes
     /// - x: `[B, L, C]` -> `[B, L, C]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + scale(self.attn.forward(self.norm1.forward(x)), &self.ls1);
+        self.mlp_residual(self.attn_residual(x))
+    }
+
+    /// The first half of [`Block::forward`]: `x + ls1 * Attn(LN1(x))`. In-backbone adapters
+    /// placed between the halves (before the MLP) call the halves separately.
+    ///
+    /// # Shapes
+    /// - x: `[B, L, C]` -> `[B, L, C]`
+    pub fn attn_residual(&self, x: Tensor<3>) -> Tensor<3> {
+        x.clone() + scale(self.attn.forward(self.norm1.forward(x)), &self.ls1)
+    }
+
+    /// The second half of [`Block::forward`]: `x + ls2 * MLP(LN2(x))`.
+    ///
+    /// # Shapes
+    /// - x: `[B, L, C]` -> `[B, L, C]`
+    pub fn mlp_residual(&self, x: Tensor<3>) -> Tensor<3> {
         x.clone() + scale(self.mlp.forward(self.norm2.forward(x)), &self.ls2)
     }
 }

@@ -1,0 +1,5 @@
+//! Training: the loss, the optimiser over trainable parameters only, schedules, checkpoints
+//! and the loop. Model and method files hold none of this (style.md, "training apart from
+//! models").
+
+pub mod loss;
