@@ -297,7 +297,7 @@ fn number_at(record: &Value, key: &str) -> Option<f64> {
 
 /// One series per `y_keys` entry, named after it, of the `(x, y)` points of the records
 /// that hold both numbers (`x_key` and the y key; dotted paths reach nested objects), in
-/// log order, ready to plot.
+/// log order, ready for [`super::plot::plot_curves`].
 ///
 /// A resumed run restarts from its last checkpoint, so its log repeats x values the killed
 /// run had already logged past the checkpoint. When x goes back, the points at or beyond
