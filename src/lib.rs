@@ -13,6 +13,7 @@
 //! - [`compare`]: tensor-by-tensor relative error between two safetensors files;
 //! - [`bench`]: timing against PyTorch in the same run;
 //! - [`device`]: `--device cpu | vulkan:N | cuda:N`;
+//! - [`eval`]: metrics (UAR, WAR, top-k), multi-view aggregation, plots and report tables;
 //! - [`error`]: the error type, which always names the file, tensor or field at fault.
 
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ pub mod compare;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod extract;
 pub mod methods;
 pub mod train;
