@@ -6,8 +6,10 @@
 //!   in-backbone: embed -> for each block i: (adapter before attn) -> attn half
 //!                                          -> (adapter before MLP) -> MLP half
 //!   side branch: the backbone's forward without autodiff (nothing of it is recorded)
-//! -> per-frame feature [B*T, C]   (CLIP: post-LN cls = pooler_output; ViT/DINOv2: final-LN cls)
-//! -> mean over T [B, C] -> dropout -> fc [B, K]
+//! -> clip feature [B, C]: pool = CLIP's post-LN of cls (pooler_output), ViT/DINOv2's final-LN cls
+//!      linear probe:  mean_T(pool(cls_t))         (image features averaged over time)
+//!      in-backbone:   pool(mean_T(cls_t))         (ST-Adapter's code: ln_post after the mean)
+//! -> dropout -> fc [B, K]
 //! ```
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -146,26 +148,12 @@ impl VideoClassifier {
         }
     }
 
-    /// Per-frame features of `frames`-frame clips through the backbone and its adapters.
+    /// The backbone's last-block tokens for `frames`-frame clips, through the adapters.
+    /// Only for in-backbone methods.
     ///
     /// # Shapes
-    /// - pixels: `[B*T, 3, H, W]` -> `[B*T, C]`
-    fn features(&self, pixels: Tensor<4>, frames: usize) -> Tensor<2> {
-        if self.plan.family == Some(Family::SideBranch) {
-            // Nothing of the frozen backbone is recorded: it runs off autodiff entirely, and
-            // its output enters the trainable part as a constant.
-            let backbone = self.backbone.valid();
-            let mut x = backbone.embed(pixels.without_autodiff());
-            for block in backbone.blocks() {
-                x = block.forward(x);
-            }
-            let f = Self::frame_features(&backbone, x);
-            return if self.head.weight.val().is_autodiff() {
-                f.autodiff()
-            } else {
-                f
-            };
-        }
+    /// - pixels: `[B*T, 3, H, W]` -> `[B*T, 1+N, C]`
+    fn tokens(&self, pixels: Tensor<4>, frames: usize) -> Tensor<3> {
         let mut x = self.backbone.embed(pixels); // [B*T, 1+N, C]
         for (i, block) in self.backbone.blocks().iter().enumerate() {
             if let Some(a) = self.plan.before_attn[i] {
@@ -177,14 +165,64 @@ impl VideoClassifier {
             }
             x = block.mlp_residual(x);
         }
-        Self::frame_features(&self.backbone, x)
+        x
     }
 
-    /// Per-frame features `[B*T, C]` exactly as the method computes them (the image model's
-    /// own features for the linear probe, and for adapters at initialisation).
+    /// The side branch's per-frame image features: the frozen backbone's pooled output,
+    /// computed off autodiff (nothing of it is recorded) and entering the trainable part as
+    /// a constant.
+    ///
+    /// # Shapes
+    /// - pixels: `[B*T, 3, H, W]` -> `[B*T, C]`
+    fn frozen_frame_features(&self, pixels: Tensor<4>) -> Tensor<2> {
+        let backbone = self.backbone.valid();
+        let mut x = backbone.embed(pixels.without_autodiff());
+        for block in backbone.blocks() {
+            x = block.forward(x);
+        }
+        let f = Self::frame_features(&backbone, x);
+        if self.head.weight.val().is_autodiff() {
+            f.autodiff()
+        } else {
+            f
+        }
+    }
+
+    /// Per-frame features `[B*T, C]`: the image model's pooled feature of every frame (through
+    /// the adapters for in-backbone methods). At initialisation every method gives the image
+    /// model's own features.
     pub fn frame_embeddings(&self, clips: Tensor<5>) -> Tensor<2> {
         let [b, t, ch, h, w] = clips.dims();
-        self.features(clips.reshape([b * t, ch, h, w]), t)
+        let pixels = clips.reshape([b * t, ch, h, w]);
+        match self.plan.family {
+            Some(Family::SideBranch) => self.frozen_frame_features(pixels),
+            _ => Self::frame_features(&self.backbone, self.tokens(pixels, t)),
+        }
+    }
+
+    /// One feature per clip, as each method's reference defines it:
+    /// - linear probe: `mean_T(pool(frame))`, the image features averaged over time;
+    /// - in-backbone methods (ST-Adapter's code, methods.md for FE-Adapter):
+    ///   `pool(mean_T(cls))`, the final norm (CLIP's `ln_post`) after the temporal mean.
+    ///
+    /// # Shapes
+    /// - clips: `[B, T, 3, H, W]` -> `[B, C]`
+    pub fn clip_features(&self, clips: Tensor<5>) -> Tensor<2> {
+        let [b, t, ch, h, w] = clips.dims();
+        let pixels = clips.reshape([b * t, ch, h, w]);
+        match self.plan.family {
+            Some(Family::SideBranch) => {
+                let f = self.frozen_frame_features(pixels); // [B*T, C]
+                let c = f.dims()[1];
+                f.reshape([b, t, c]).mean_dim(1).reshape([b, c])
+            }
+            _ => {
+                let x = self.tokens(pixels, t); // [B*T, 1+N, C]
+                let c = x.dims()[2];
+                let cls = x.slice_dim(1, 0..1).reshape([b, t, c]).mean_dim(1); // [B, 1, C]
+                Self::frame_features(&self.backbone, cls)
+            }
+        }
     }
 
     /// Logits for a batch of clips. `dropout_seed` switches the head's dropout on (training)
@@ -193,10 +231,9 @@ impl VideoClassifier {
     /// # Shapes
     /// - clips: `[B, T, 3, H, W]` -> `[B, K]`
     pub fn forward(&self, clips: Tensor<5>, dropout_seed: Option<u64>) -> Tensor<2> {
-        let [b, t, _, _, _] = clips.dims();
-        let f = self.frame_embeddings(clips); // [B*T, C]
-        let c = f.dims()[1];
-        let pooled = f.reshape([b, t, c]).mean_dim(1).reshape([b, c]); // [B, C]
+        let [b, _, _, _, _] = clips.dims();
+        let pooled = self.clip_features(clips); // [B, C]
+        let c = pooled.dims()[1];
         let pooled = match dropout_seed {
             Some(seed) if self.plan.dropout > 0.0 => {
                 let keep = 1.0 - self.plan.dropout;

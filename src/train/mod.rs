@@ -2,4 +2,9 @@
 //! and the loop. Model and method files hold none of this (style.md, "training apart from
 //! models").
 
+pub mod checkpoint;
 pub mod loss;
+pub mod optim;
+pub mod run;
+
+pub use run::{TrainJob, TrainSettings, TrainSummary, train};

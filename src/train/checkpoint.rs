@@ -1,0 +1,337 @@
+//! Checkpoints: one safetensors file holding only the trainable tensors (`model.<path>`) and,
+//! for resuming, the optimiser's moments (`optim.m.<path>`, `optim.v.<path>`), with a JSON
+//! header entry `vidapter` saying what it is: format version, method config, class map,
+//! backbone identity (architecture, config and a SHA-256 of the weight files), epoch, optimiser
+//! step, and the run's metrics so far. Frozen backbone weights are never written.
+//!
+//! Files are written to a temporary name and renamed, so a killed run leaves either the old
+//! checkpoint or the new one, never half of one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::Path;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::optim::{AdamW, Moments};
+use crate::data::ClassMap;
+use crate::error::{Error, Result};
+use crate::methods::MethodConfig;
+
+/// Checkpoint format version written and understood.
+pub const FORMAT: u32 = 1;
+
+/// Which frozen backbone a checkpoint was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackboneId {
+    /// What the user gave (`--backbone`).
+    pub spec: String,
+    /// SHA-256 over the weight files' bytes, in order.
+    pub sha256: String,
+    /// Blocks and width, for the error message when they differ.
+    pub summary: String,
+}
+
+impl BackboneId {
+    /// Hashes `files` (the backbone's weight files).
+    pub fn of(spec: &str, files: &[std::path::PathBuf], summary: String) -> Result<Self> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        for f in files {
+            let mut file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
+            loop {
+                let n = file.read(&mut buf).map_err(|e| Error::io(f, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        let sha256 = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(BackboneId {
+            spec: spec.to_string(),
+            sha256,
+            summary,
+        })
+    }
+}
+
+/// The files whose bytes identify a backbone: the weight file itself, or for a sharded
+/// checkpoint every shard its index names (sorted), which is what the hash covers.
+pub fn weight_files(weights: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let is_index = weights
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".index.json"));
+    if !is_index {
+        return Ok(vec![weights.to_path_buf()]);
+    }
+    let text = std::fs::read_to_string(weights).map_err(|e| Error::io(weights, e))?;
+    let index: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(weights, format!("not a JSON index: {e}")))?;
+    let map = index["weight_map"]
+        .as_object()
+        .ok_or_else(|| Error::format(weights, "no `weight_map` object"))?;
+    let dir = weights.parent().unwrap_or(Path::new("."));
+    let mut files: Vec<_> = map
+        .values()
+        .filter_map(|v| v.as_str())
+        .map(|f| dir.join(f))
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// The `vidapter` header entry of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The method and its settings.
+    pub method: MethodConfig,
+    /// Class names in label order.
+    pub classes: ClassMap,
+    /// The frozen backbone.
+    pub backbone: BackboneId,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimiser steps taken.
+    pub step: usize,
+    /// Anything else the trainer keeps (run config, best metric, history).
+    pub extra: serde_json::Value,
+}
+
+/// Trainable tensors of `model` by path, as `(shape, values)`.
+pub fn trainable_values<M: Module>(model: &M) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    struct V(Vec<String>, BTreeMap<String, (Vec<usize>, Vec<f32>)>);
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let val = p.val();
+            if val.is_require_grad() {
+                let shape = val.dims().to_vec();
+                let data = val
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("f32 after convert");
+                self.1.insert(self.0.join("."), (shape, data));
+            }
+        }
+    }
+    let mut v = V(Vec::new(), BTreeMap::new());
+    model.visit(&mut v);
+    v.1
+}
+
+fn bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes `model`'s trainable tensors, `optim`'s state and `meta` to `path` atomically.
+/// `model` must be the training view (its trainable tensors require gradients).
+pub fn save<M: Module>(path: &Path, model: &M, optim: &AdamW, meta: &CheckpointMeta) -> Result<()> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (k, (shape, v)) in trainable_values(model) {
+        tensors.push((format!("model.{k}"), shape, bytes(&v)));
+    }
+    let flat = |t: &Tensor<1>| -> Vec<f32> {
+        t.clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 after convert")
+    };
+    for (k, s) in &optim.state {
+        let m = flat(&s.m);
+        let v = flat(&s.v);
+        tensors.push((format!("optim.m.{k}"), vec![m.len()], bytes(&m)));
+        tensors.push((format!("optim.v.{k}"), vec![v.len()], bytes(&v)));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)
+                    .expect("shape matches byte count"),
+            )
+        })
+        .collect();
+    let mut header = HashMap::new();
+    header.insert(
+        "vidapter".to_string(),
+        serde_json::to_string(meta).expect("metadata serialises"),
+    );
+    let data = safetensors::serialize(views, Some(header))
+        .map_err(|e| Error::format(path, format!("cannot serialise checkpoint: {e}")))?;
+    crate::util::write_atomic(path, &data)
+}
+
+/// A checkpoint read back.
+pub struct Checkpoint {
+    /// Its header.
+    pub meta: CheckpointMeta,
+    /// `model.*` tensors by path (without the prefix).
+    pub weights: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    /// `optim.m.*` / `optim.v.*` by path.
+    pub moments: BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+}
+
+/// Reads a checkpoint, checking its header.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, header) = SafeTensors::read_metadata(&data)
+        .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+    let meta_json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("vidapter"))
+        .ok_or_else(|| {
+            Error::format(
+                path,
+                "no `vidapter` header entry: this is not a vidapter checkpoint",
+            )
+        })?;
+    let meta: CheckpointMeta = serde_json::from_str(meta_json)
+        .map_err(|e| Error::format(path, format!("checkpoint header: {e}")))?;
+    if meta.format != FORMAT {
+        return Err(Error::format(
+            path,
+            format!(
+                "checkpoint format {} (this vidapter reads format {FORMAT})",
+                meta.format
+            ),
+        ));
+    }
+    let st = SafeTensors::deserialize(&data)
+        .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+    let mut weights = BTreeMap::new();
+    let mut m_parts = BTreeMap::new();
+    let mut v_parts = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::TensorDtype {
+                path: path.to_path_buf(),
+                key: name,
+                got: format!("{:?}", view.dtype()),
+            });
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(k) = name.strip_prefix("model.") {
+            weights.insert(k.to_string(), (view.shape().to_vec(), values));
+        } else if let Some(k) = name.strip_prefix("optim.m.") {
+            m_parts.insert(k.to_string(), values);
+        } else if let Some(k) = name.strip_prefix("optim.v.") {
+            v_parts.insert(k.to_string(), values);
+        }
+    }
+    let moments = m_parts
+        .into_iter()
+        .filter_map(|(k, m)| v_parts.remove(&k).map(|v| (k, (m, v))))
+        .collect();
+    Ok(Checkpoint {
+        meta,
+        weights,
+        moments,
+    })
+}
+
+impl Checkpoint {
+    /// Puts the stored trainable tensors into `model` (built with the same method config).
+    /// Every trainable tensor of `model` must be present with its shape, and nothing else.
+    pub fn apply<M: Module>(&self, model: M, path: &Path) -> Result<M> {
+        let expected = trainable_values(&model.clone().train());
+        for (k, (shape, _)) in &expected {
+            match self.weights.get(k) {
+                None => {
+                    return Err(Error::MissingTensor {
+                        path: path.to_path_buf(),
+                        key: format!("model.{k}"),
+                        expected: shape.clone(),
+                        hint: String::new(),
+                    });
+                }
+                Some((got, _)) if got != shape => {
+                    return Err(Error::TensorShape {
+                        path: path.to_path_buf(),
+                        key: format!("model.{k}"),
+                        got: got.clone(),
+                        expected: shape.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let extra: Vec<String> = self
+            .weights
+            .keys()
+            .filter(|k| !expected.contains_key(*k))
+            .map(|k| format!("model.{k}"))
+            .collect();
+        if !extra.is_empty() {
+            return Err(Error::UnexpectedTensors {
+                path: path.to_path_buf(),
+                arch: self.meta.method.name().to_string(),
+                keys: extra,
+            });
+        }
+        struct Set<'a>(Vec<String>, &'a BTreeMap<String, (Vec<usize>, Vec<f32>)>);
+        impl ModuleMapper for Set<'_> {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.0.push(name.into());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.0.pop();
+            }
+            fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let Some((shape, v)) = self.1.get(&self.0.join(".")) else {
+                    return p;
+                };
+                let (shape, v) = (shape.clone(), v.clone());
+                p.map(|t| {
+                    let device = t.device();
+                    let grad = t.is_require_grad();
+                    let new = Tensor::<D>::from_data(TensorData::new(v, shape), &device);
+                    if grad {
+                        new.set_require_grad(true)
+                    } else {
+                        new
+                    }
+                })
+            }
+        }
+        Ok(model.map(&mut Set(Vec::new(), &self.weights)))
+    }
+
+    /// The optimiser state stored with the weights, on `device`.
+    pub fn optimizer(&self, device: &Device) -> AdamW {
+        let t =
+            |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+        AdamW {
+            step: self.meta.step,
+            state: self
+                .moments
+                .iter()
+                .map(|(k, (m, v))| (k.clone(), Moments { m: t(m), v: t(v) }))
+                .collect(),
+        }
+    }
+}

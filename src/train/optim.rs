@@ -1,0 +1,298 @@
+//! AdamW over the trainable parameters only, with parameter groups, global-norm gradient
+//! clipping and gradient accumulation; and the warm-up + cosine learning-rate schedule.
+//!
+//! State is keyed by the parameter's module path (`attn_adapters.3.down.weight`), not by
+//! burn's run-time `ParamId`, so that a checkpoint can store it and a resumed run finds it
+//! again. A frozen parameter is never visited: it has no moment estimates, no gradient
+//! buffer, and is never written back (methods.md: "frozen means ...").
+//!
+//! Update (PyTorch's `torch.optim.AdamW`, decoupled weight decay):
+//! ```text
+//! p <- p * (1 - lr * wd)
+//! m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+//! p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+//! ```
+//! Groups: 1-D tensors (biases, norm scales) get no weight decay, as timm and the adapters'
+//! reference recipes do; backbone tensors (full fine-tuning) get `lr * backbone_lr_scale`.
+
+use std::collections::BTreeMap;
+use std::f64::consts::PI;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Gradients, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Optimiser and schedule settings (the `[train]` table's optimisation fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimConfig {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay (not applied to 1-D tensors).
+    pub weight_decay: f64,
+    /// Adam's beta1.
+    pub beta1: f64,
+    /// Adam's beta2.
+    pub beta2: f64,
+    /// Adam's epsilon.
+    pub eps: f64,
+    /// Linear warm-up length in optimiser steps.
+    pub warmup_steps: usize,
+    /// Total optimiser steps (the cosine reaches `min_lr` there).
+    pub total_steps: usize,
+    /// Final learning rate.
+    pub min_lr: f64,
+    /// Clip the global gradient norm to this (0 = off).
+    pub clip_grad_norm: f64,
+    /// Learning-rate multiplier for backbone tensors.
+    pub backbone_lr_scale: f64,
+}
+
+impl OptimConfig {
+    /// The learning rate at optimiser step `step` (0-based): linear warm-up from `lr / warmup`
+    /// to `lr`, then half a cosine down to `min_lr` at `total_steps`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = self.total_steps.saturating_sub(self.warmup_steps).max(1);
+        let progress = ((step - self.warmup_steps) as f64 / span as f64).min(1.0);
+        self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + (PI * progress).cos())
+    }
+}
+
+/// A trainable tensor's moments, flattened.
+#[derive(Debug, Clone)]
+pub struct Moments {
+    /// First moment.
+    pub m: Tensor<1>,
+    /// Second moment.
+    pub v: Tensor<1>,
+}
+
+/// AdamW state: step count and per-path moments.
+#[derive(Debug, Clone, Default)]
+pub struct AdamW {
+    /// Optimiser steps taken.
+    pub step: usize,
+    /// Moments by parameter path.
+    pub state: BTreeMap<String, Moments>,
+}
+
+/// Gradients of trainable parameters, flattened, summed over accumulated micro-batches.
+#[derive(Debug, Default)]
+pub struct GradBuffer {
+    grads: BTreeMap<String, Tensor<1>>,
+    micro_batches: usize,
+}
+
+/// Walks a module with dotted paths.
+struct PathStack(Vec<String>);
+
+impl PathStack {
+    fn with(&self, leaf: &str) -> String {
+        let mut p = self.0.join(".");
+        if !leaf.is_empty() {
+            p.push('.');
+            p.push_str(leaf);
+        }
+        p
+    }
+}
+
+/// `(path, value)` of every parameter that requires a gradient, in visiting order.
+pub fn trainable<M: Module>(model: &M) -> Vec<(String, Vec<usize>)> {
+    struct V(PathStack, Vec<(String, Vec<usize>)>);
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if p.val().is_require_grad() {
+                self.1.push((self.0.with(""), p.val().dims().to_vec()));
+            }
+        }
+    }
+    let mut v = V(PathStack(Vec::new()), Vec::new());
+    model.visit(&mut v);
+    v.1
+}
+
+impl GradBuffer {
+    /// Adds the gradients in `grads` of `model`'s trainable parameters.
+    pub fn accumulate<M: Module>(&mut self, model: &M, grads: &Gradients) {
+        struct V<'a>(
+            PathStack,
+            &'a Gradients,
+            &'a mut BTreeMap<String, Tensor<1>>,
+        );
+        impl ModuleVisitor for V<'_> {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.0.0.push(name.into());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.0.0.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                let val = p.val();
+                if !val.is_require_grad() {
+                    return;
+                }
+                if let Some(g) = val.grad(self.1) {
+                    let n = g.shape().num_elements();
+                    let g = g.reshape([n]);
+                    let path = self.0.with("");
+                    let sum = match self.2.remove(&path) {
+                        Some(acc) => acc + g,
+                        None => g,
+                    };
+                    self.2.insert(path, sum);
+                }
+            }
+        }
+        model.visit(&mut V(PathStack(Vec::new()), grads, &mut self.grads));
+        self.micro_batches += 1;
+    }
+
+    /// Micro-batches accumulated since the last step.
+    pub fn micro_batches(&self) -> usize {
+        self.micro_batches
+    }
+}
+
+impl AdamW {
+    /// Applies one update from `buffer` (averaged over its micro-batches, clipped) to `model`
+    /// and empties the buffer. Returns `(learning rate used, gradient norm before clipping)`.
+    pub fn step<M: Module>(
+        &mut self,
+        model: M,
+        buffer: &mut GradBuffer,
+        cfg: &OptimConfig,
+    ) -> (M, f64) {
+        let lr = cfg.lr_at(self.step);
+        let n = buffer.micro_batches.max(1) as f32;
+        let grads: BTreeMap<String, Tensor<1>> = std::mem::take(&mut buffer.grads)
+            .into_iter()
+            .map(|(k, g)| (k, g / n))
+            .collect();
+        buffer.micro_batches = 0;
+        let norm = grads
+            .values()
+            .map(|g| {
+                let s = g.clone().powf_scalar(2.0).sum();
+                s.into_data().iter::<f32>().next().unwrap_or(0.0) as f64
+            })
+            .sum::<f64>()
+            .sqrt();
+        let clip = if cfg.clip_grad_norm > 0.0 && norm > cfg.clip_grad_norm {
+            (cfg.clip_grad_norm / (norm + 1e-6)) as f32
+        } else {
+            1.0
+        };
+        self.step += 1;
+        let t = self.step as i32;
+        let (b1, b2) = (cfg.beta1, cfg.beta2);
+        let bc1 = 1.0 - b1.powi(t);
+        let bc2 = 1.0 - b2.powi(t);
+        let mut mapper = Update {
+            path: PathStack(Vec::new()),
+            grads,
+            state: &mut self.state,
+            cfg,
+            lr,
+            clip,
+            bc1,
+            bc2,
+        };
+        let model = model.map(&mut mapper);
+        (model, norm)
+    }
+}
+
+struct Update<'a> {
+    path: PathStack,
+    grads: BTreeMap<String, Tensor<1>>,
+    state: &'a mut BTreeMap<String, Moments>,
+    cfg: &'a OptimConfig,
+    lr: f64,
+    clip: f32,
+    bc1: f64,
+    bc2: f64,
+}
+
+impl ModuleMapper for Update<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.0.push(name.into());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.0.pop();
+    }
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let path = self.path.with("");
+        let Some(g) = self.grads.remove(&path) else {
+            return p;
+        };
+        let cfg = self.cfg;
+        let g = g * self.clip;
+        let (b1, b2) = (cfg.beta1 as f32, cfg.beta2 as f32);
+        let prev = self.state.remove(&path);
+        let (m, v) = match prev {
+            Some(s) => (
+                s.m * b1 + g.clone() * (1.0 - b1),
+                s.v * b2 + g.clone().powf_scalar(2.0) * (1.0 - b2),
+            ),
+            None => (
+                g.clone() * (1.0 - b1),
+                g.clone().powf_scalar(2.0) * (1.0 - b2),
+            ),
+        };
+        let lr = if path.starts_with("backbone") {
+            self.lr * cfg.backbone_lr_scale
+        } else {
+            self.lr
+        };
+        let decay = if D > 1 { lr * cfg.weight_decay } else { 0.0 };
+        let denom = (v.clone() / self.bc2 as f32).sqrt() + cfg.eps as f32;
+        let delta = (m.clone() / self.bc1 as f32) / denom * lr as f32; // [n]
+        self.state.insert(path, Moments { m, v });
+        p.map(|t| {
+            let shape = t.shape();
+            let plain = t.without_autodiff();
+            let updated = plain * (1.0 - decay) as f32 - delta.reshape(shape);
+            updated.autodiff().set_require_grad(true)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> OptimConfig {
+        OptimConfig {
+            lr: 1.0,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            warmup_steps: 2,
+            total_steps: 12,
+            min_lr: 0.0,
+            clip_grad_norm: 0.0,
+            backbone_lr_scale: 1.0,
+        }
+    }
+
+    #[test]
+    fn schedule_warms_up_linearly_then_follows_a_cosine() {
+        let c = cfg();
+        assert!((c.lr_at(0) - 0.5).abs() < 1e-12);
+        assert!((c.lr_at(1) - 1.0).abs() < 1e-12);
+        assert!((c.lr_at(2) - 1.0).abs() < 1e-12);
+        assert!((c.lr_at(7) - 0.5).abs() < 1e-12, "half way down the cosine");
+        assert!(c.lr_at(12).abs() < 1e-12);
+        assert!(c.lr_at(50).abs() < 1e-12, "stays at min_lr past the end");
+    }
+}

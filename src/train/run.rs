@@ -1,0 +1,472 @@
+//! The training loop: epochs of loader batches through a [`VideoClassifier`] on an autodiff
+//! device, AdamW on the trainable tensors, validation after every epoch, checkpoints written
+//! atomically (`last.safetensors` every epoch, `best.safetensors` on a better validation UAR),
+//! a JSONL metrics log, and resumption of a killed run.
+//!
+//! Determinism: the loader's batches depend only on `(seed, epoch)`, dropout masks on
+//! `(seed, step, micro-batch)`, the model's init on `seed`, and the optimiser state is
+//! checkpointed exactly; so on the CPU a run resumed from `last.safetensors` ends with the same
+//! weights as one that was never interrupted (`tests/train.rs` checks this).
+//!
+//! A loss that is NaN or infinite stops the run with an error naming the epoch and step; the
+//! last good checkpoint stays as it was.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, BackboneId, CheckpointMeta};
+use super::loss::cross_entropy;
+use super::optim::{AdamW, GradBuffer, OptimConfig};
+use crate::data::loader::{self, Batch, ClipSpec, LoaderConfig, Views};
+use crate::data::{ClassMap, Entry, Problem};
+use crate::error::{Error, Result};
+use crate::methods::{MethodConfig, VideoClassifier};
+
+/// Loop settings (the `[train]` table of a run config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Passes over the training split.
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    /// Clips per micro-batch.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step (gradient accumulation).
+    #[serde(default = "d_one")]
+    pub accumulate: usize,
+    /// Peak learning rate.
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Final learning rate of the cosine.
+    #[serde(default)]
+    pub min_lr: f64,
+    /// Warm-up length in epochs (may be fractional).
+    #[serde(default = "d_warmup")]
+    pub warmup_epochs: f64,
+    /// Decoupled weight decay.
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    /// Label smoothing of the cross-entropy.
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Clip the global gradient norm (0 = off).
+    #[serde(default)]
+    pub clip_grad_norm: f64,
+    /// Recompute memory-bound activations in the backward pass (less memory, more time).
+    #[serde(default)]
+    pub gradient_checkpointing: bool,
+    /// Seed of everything random.
+    #[serde(default)]
+    pub seed: u64,
+    /// Decode threads.
+    #[serde(default = "d_workers")]
+    pub workers: usize,
+    /// Stop at the first unreadable clip instead of skipping it.
+    #[serde(default)]
+    pub strict: bool,
+}
+
+fn d_epochs() -> usize {
+    10
+}
+fn d_batch() -> usize {
+    8
+}
+fn d_one() -> usize {
+    1
+}
+fn d_lr() -> f64 {
+    1e-3
+}
+fn d_warmup() -> f64 {
+    1.0
+}
+fn d_wd() -> f64 {
+    0.05
+}
+fn d_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+/// What a training run is given.
+pub struct TrainJob {
+    /// The model (plain device; the loop moves it to autodiff).
+    pub model: VideoClassifier,
+    /// Its method.
+    pub method: MethodConfig,
+    /// Class names.
+    pub classes: ClassMap,
+    /// The frozen backbone's identity.
+    pub backbone: BackboneId,
+    /// Training entries.
+    pub train: Arc<Vec<Entry>>,
+    /// Validation entries (none: no validation).
+    pub val: Option<Arc<Vec<Entry>>>,
+    /// How clips are cut.
+    pub spec: ClipSpec,
+    /// Loop settings.
+    pub settings: TrainSettings,
+    /// Run folder: checkpoints, `metrics.jsonl`.
+    pub out: PathBuf,
+    /// Stored in every checkpoint (the run config, for `eval` and `predict`).
+    pub run_config: serde_json::Value,
+    /// Stop after this many epochs in this session (the schedule still spans
+    /// `settings.epochs`); `--resume` continues later. For time-sliced or pre-emptible machines.
+    pub stop_after: Option<usize>,
+}
+
+/// What a run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    /// Epochs completed (including resumed ones).
+    pub epochs: usize,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// Last epoch's mean training loss.
+    pub final_loss: f64,
+    /// Best validation UAR (and WAR at that epoch), if validated.
+    pub best_val: Option<(f64, f64)>,
+    /// Seconds per optimiser step (this session's steps).
+    pub step_seconds: f64,
+    /// Clips per second in training (this session).
+    pub clips_per_second: f64,
+    /// Peak resident memory of the process, bytes (`VmHWM`).
+    pub peak_rss_bytes: Option<u64>,
+    /// `(trainable, total)` parameters.
+    pub params: (usize, usize),
+    /// Clips skipped as unreadable.
+    pub skipped: Vec<Problem>,
+    /// The run folder.
+    pub out: PathBuf,
+}
+
+/// Peak resident set size of this process so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// `[B, T, 3, S, S]` tensor of a loader batch on `device`.
+pub fn batch_tensor(batch: &Batch, device: &Device) -> Tensor<5> {
+    Tensor::from_data(TensorData::new(batch.clips.clone(), batch.shape), device)
+}
+
+/// What a model said about a list of entries.
+#[derive(Debug, Clone)]
+pub struct Predictions {
+    /// `[N, K]` probabilities, views averaged as probabilities.
+    pub probs: Vec<f32>,
+    /// First label of each predicted entry.
+    pub labels: Vec<usize>,
+    /// Index of each predicted entry in the entry list.
+    pub entries: Vec<usize>,
+    /// Entries that could not be read (left out).
+    pub problems: Vec<Problem>,
+}
+
+/// Softmax probabilities of `model` over `entries` with the test views of `cfg`.
+pub fn predict_probs(
+    model: &VideoClassifier,
+    entries: Arc<Vec<Entry>>,
+    spec: Arc<ClipSpec>,
+    cfg: &LoaderConfig,
+    device: &Device,
+    bar: &ProgressBar,
+) -> Result<Predictions> {
+    let model = model.valid();
+    let k = model.classes();
+    let mut probs = Vec::new();
+    let mut labels = Vec::new();
+    let mut ids = Vec::new();
+    let mut epoch = loader::epoch(entries, spec, cfg, 0);
+    for batch in epoch.by_ref() {
+        let batch = batch.map_err(|p| Error::Input(format!("unreadable clip (strict): {p}")))?;
+        if batch.entries.is_empty() {
+            continue;
+        }
+        let logits = model
+            .forward(batch_tensor(&batch, device), None)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        // [B*V, K] logits, views of an entry together -> [B, K] mean probabilities.
+        probs.extend(crate::eval::aggregate_views(
+            &logits,
+            batch.views,
+            k,
+            crate::eval::Aggregate::Prob,
+        )?);
+        for (e, lab) in batch.labels.iter().enumerate() {
+            labels.push(lab[0]);
+            ids.push(batch.entries[e]);
+        }
+        bar.inc(batch.entries.len() as u64);
+    }
+    Ok(Predictions {
+        probs,
+        labels,
+        entries: ids,
+        problems: epoch.problems(),
+    })
+}
+
+fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((step as u64) << 20) ^ micro as u64
+}
+
+fn bar(len: u64, template: &str, progress: bool) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    b
+}
+
+/// Trains `job` on `device`; resumes from `job.out/last.safetensors` when `resume` is set and
+/// that file exists.
+pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Result<TrainSummary> {
+    let s = &job.settings;
+    std::fs::create_dir_all(&job.out).map_err(|e| Error::io(&job.out, e))?;
+    let last_path = job.out.join("last.safetensors");
+    let best_path = job.out.join("best.safetensors");
+    let steps_per_epoch = job
+        .train
+        .len()
+        .div_ceil(s.batch_size.max(1))
+        .div_ceil(s.accumulate.max(1));
+    let cfg = OptimConfig {
+        lr: s.lr,
+        weight_decay: s.weight_decay,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        warmup_steps: (s.warmup_epochs * steps_per_epoch as f64).round() as usize,
+        total_steps: steps_per_epoch * s.epochs,
+        min_lr: s.min_lr,
+        clip_grad_norm: s.clip_grad_norm,
+        backbone_lr_scale: match &job.method {
+            MethodConfig::FullFinetune(c) => c.backbone_lr_scale,
+            _ => 1.0,
+        },
+    };
+    let mut model = job.model.clone();
+    let mut optim = AdamW::default();
+    let mut start_epoch = 0;
+    let mut best: Option<(f64, f64)> = None;
+    let mut history: Vec<serde_json::Value> = Vec::new();
+    if resume && last_path.exists() {
+        let ckpt = checkpoint::load(&last_path)?;
+        if ckpt.meta.backbone.sha256 != job.backbone.sha256 {
+            return Err(Error::Input(format!(
+                "{}: trained on backbone `{}` ({}), but this run uses `{}` ({}); resume with the same backbone or start a new run folder",
+                last_path.display(),
+                ckpt.meta.backbone.spec,
+                ckpt.meta.backbone.summary,
+                job.backbone.spec,
+                job.backbone.summary
+            )));
+        }
+        if ckpt.meta.method != job.method || ckpt.meta.classes != job.classes {
+            return Err(Error::Input(format!(
+                "{}: written by a run with another method config or class map; resume with the same config or start a new run folder",
+                last_path.display()
+            )));
+        }
+        model = ckpt.apply(model, &last_path)?;
+        optim = ckpt.optimizer(device);
+        start_epoch = ckpt.meta.epoch;
+        best = serde_json::from_value(ckpt.meta.extra["best_val"].clone()).unwrap_or(None);
+        history = serde_json::from_value(ckpt.meta.extra["history"].clone()).unwrap_or_default();
+        tracing::info!("resuming {} after epoch {start_epoch}", last_path.display());
+    }
+    let params = model.param_totals();
+    let ad = if s.gradient_checkpointing {
+        device.clone().autodiff().gradient_checkpointing()
+    } else {
+        device.clone().autodiff()
+    };
+    let mut model = model.fork(&ad).train();
+    let spec = Arc::new(job.spec.clone());
+    let loader_cfg = LoaderConfig {
+        batch_size: s.batch_size.max(1),
+        workers: s.workers.max(1),
+        prefetch: 2,
+        seed: s.seed,
+        shuffle: true,
+        views: Views::Train,
+        strict: s.strict,
+        decode: Default::default(),
+    };
+    let val_cfg = LoaderConfig {
+        shuffle: false,
+        views: Views::Test {
+            temporal: 1,
+            spatial: 1,
+        },
+        ..loader_cfg.clone()
+    };
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(job.out.join("metrics.jsonl"))
+        .map_err(|e| Error::io(job.out.join("metrics.jsonl"), e))?;
+    let mut skipped = Vec::new();
+    let mut final_loss = f64::NAN;
+    let (mut timed_steps, mut timed_secs, mut timed_clips) = (0usize, 0f64, 0usize);
+    let end_epoch = match job.stop_after {
+        Some(n) => (start_epoch + n).min(s.epochs),
+        None => s.epochs,
+    };
+    for epoch in start_epoch..end_epoch {
+        let mut batches = loader::epoch(job.train.clone(), spec.clone(), &loader_cfg, epoch as u64);
+        let pb = bar(
+            batches.len() as u64,
+            &format!(
+                "epoch {}/{} {{bar:25}} {{pos}}/{{len}} batches  {{msg}}  ETA {{eta}}",
+                epoch + 1,
+                s.epochs
+            ),
+            progress,
+        );
+        let mut buffer = GradBuffer::default();
+        let (mut loss_sum, mut loss_n) = (0f64, 0usize);
+        let total = batches.len();
+        let mut t0 = Instant::now();
+        let mut clips_in_step = 0;
+        for (i, batch) in batches.by_ref().enumerate() {
+            let batch =
+                batch.map_err(|p| Error::Input(format!("unreadable clip (strict): {p}")))?;
+            if batch.entries.is_empty() {
+                continue;
+            }
+            let targets: Vec<usize> = batch.labels.iter().map(|l| l[0]).collect();
+            let x = batch_tensor(&batch, &ad);
+            let micro = buffer.micro_batches();
+            let logits = model.forward(x, Some(dropout_seed(s.seed, optim.step, micro)));
+            let loss = cross_entropy(logits, &targets, s.label_smoothing);
+            let value = loss
+                .clone()
+                .into_data()
+                .iter::<f32>()
+                .next()
+                .unwrap_or(f32::NAN) as f64;
+            if !value.is_finite() {
+                pb.abandon();
+                return Err(Error::Input(format!(
+                    "the training loss became {value} at epoch {}, optimiser step {}; stopping. The last good checkpoint is {} (lower the learning rate or enable clip_grad_norm)",
+                    epoch + 1,
+                    optim.step,
+                    last_path.display()
+                )));
+            }
+            let grads = loss.backward();
+            buffer.accumulate(&model, &grads);
+            loss_sum += value;
+            loss_n += 1;
+            clips_in_step += batch.entries.len();
+            if buffer.micro_batches() >= s.accumulate.max(1) || i + 1 == total {
+                let (m, norm) = optim.step(model, &mut buffer, &cfg);
+                model = m;
+                let dt = t0.elapsed().as_secs_f64();
+                timed_steps += 1;
+                timed_secs += dt;
+                timed_clips += clips_in_step;
+                let record = serde_json::json!({
+                    "kind": "step", "epoch": epoch + 1, "step": optim.step, "loss": value,
+                    "lr": cfg.lr_at(optim.step - 1), "grad_norm": norm,
+                    "clips_per_s": clips_in_step as f64 / dt.max(1e-9),
+                });
+                writeln!(log, "{record}")
+                    .map_err(|e| Error::io(job.out.join("metrics.jsonl"), e))?;
+                pb.set_message(format!(
+                    "loss {:.4}  lr {:.2e}  {:.1} clips/s",
+                    loss_sum / loss_n as f64,
+                    cfg.lr_at(optim.step - 1),
+                    clips_in_step as f64 / dt.max(1e-9)
+                ));
+                clips_in_step = 0;
+                t0 = Instant::now();
+            }
+            pb.inc(1);
+        }
+        skipped.extend(batches.problems());
+        drop(batches);
+        pb.finish_and_clear();
+        final_loss = loss_sum / loss_n.max(1) as f64;
+        let mut record = serde_json::json!({
+            "kind": "epoch", "epoch": epoch + 1, "step": optim.step, "train_loss": final_loss,
+            "peak_rss_bytes": peak_rss_bytes(),
+        });
+        let mut improved = false;
+        if let Some(val) = &job.val {
+            let vb = bar(
+                val.len() as u64,
+                "validate {bar:25} {pos}/{len} clips  ETA {eta}",
+                progress,
+            );
+            let plain = model.valid();
+            let p = predict_probs(&plain, val.clone(), spec.clone(), &val_cfg, device, &vb)?;
+            vb.finish_and_clear();
+            skipped.extend(p.problems);
+            let m = crate::eval::evaluate(&p.probs, job.classes.len(), &p.labels)?;
+            record["val_uar"] = m.uar.into();
+            record["val_war"] = m.war.into();
+            if best.is_none_or(|(u, _)| m.uar > u) {
+                best = Some((m.uar, m.war));
+                improved = true;
+            }
+        }
+        writeln!(log, "{record}").map_err(|e| Error::io(job.out.join("metrics.jsonl"), e))?;
+        history.push(record);
+        let meta = CheckpointMeta {
+            format: checkpoint::FORMAT,
+            method: job.method.clone(),
+            classes: job.classes.clone(),
+            backbone: job.backbone.clone(),
+            epoch: epoch + 1,
+            step: optim.step,
+            extra: serde_json::json!({
+                "run_config": job.run_config, "best_val": best, "history": history,
+            }),
+        };
+        checkpoint::save(&last_path, &model, &optim, &meta)?;
+        if improved || job.val.is_none() {
+            checkpoint::save(&best_path, &model, &AdamW::default(), &meta)?;
+        }
+    }
+    Ok(TrainSummary {
+        epochs: end_epoch,
+        steps: optim.step,
+        final_loss,
+        best_val: best,
+        step_seconds: timed_secs / timed_steps.max(1) as f64,
+        clips_per_second: timed_clips as f64 / timed_secs.max(1e-9),
+        peak_rss_bytes: peak_rss_bytes(),
+        params,
+        skipped,
+        out: job.out,
+    })
+}
+
+/// The run folder's checkpoint path for `which` (`last` or `best`).
+pub fn checkpoint_path(out: &Path, which: &str) -> PathBuf {
+    out.join(format!("{which}.safetensors"))
+}

@@ -1,0 +1,187 @@
+//! The training loop end to end on a tiny backbone and frame-folder clips written here:
+//! a killed-and-resumed run ends with the same weights as an uninterrupted one, a checkpoint
+//! holds only trainable tensors, a different backbone is refused on resume, a diverging loss
+//! stops the run and keeps the last good checkpoint, and the optimiser moves only what is
+//! trainable.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::tensor::Device;
+
+use vidapter::backbone::Backbone;
+use vidapter::data::loader::ClipSpec;
+use vidapter::data::sampling::Sampling;
+use vidapter::data::transform::SpatialConfig;
+use vidapter::data::{ClassMap, Entry, Source};
+use vidapter::methods::{FeAdapterConfig, MethodConfig, VideoClassifier};
+use vidapter::train::checkpoint::{self, BackboneId};
+use vidapter::train::{TrainJob, TrainSettings, train};
+
+/// `n` clips of 6 frames, 40x36 px PNGs; class 1 gets brighter over time, class 0 darker.
+fn clips(root: &Path, n: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|i| {
+            let label = i % 2;
+            let dir = root.join(format!("clip{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..6u32 {
+                let level = if label == 1 { f * 40 } else { 200 - f * 40 };
+                let img = image::RgbImage::from_fn(40, 36, |x, y| {
+                    image::Rgb([
+                        level as u8,
+                        ((x * 5 + y * 3 + i as u32 * 7) % 256) as u8,
+                        90,
+                    ])
+                });
+                img.save(dir.join(format!("img_{:05}.png", f + 1))).unwrap();
+            }
+            Entry {
+                source: Source::Frames {
+                    dir,
+                    template: None,
+                    start: 1,
+                    count: None,
+                },
+                labels: vec![label],
+                origin: None,
+            }
+        })
+        .collect()
+}
+
+fn job(root: &Path, out: &Path, epochs: usize, lr: f64, stop_after: Option<usize>) -> TrainJob {
+    let device = Device::flex();
+    let spec = common::fixture("vit");
+    let bb = Backbone::load(spec.to_str().unwrap(), &device).unwrap();
+    let method = MethodConfig::FeAdapter(FeAdapterConfig {
+        bottleneck: 4,
+        dropout: 0.5,
+        ..Default::default()
+    });
+    let model = VideoClassifier::new(bb.model.clone(), &method, 2, 7, &device);
+    let entries = clips(root, 6);
+    TrainJob {
+        model,
+        method,
+        classes: ClassMap::new(vec!["darker".into(), "brighter".into()]),
+        backbone: BackboneId::of(
+            "vit",
+            std::slice::from_ref(&bb.files.weights),
+            "tiny".into(),
+        )
+        .unwrap(),
+        train: Arc::new(entries.clone()),
+        val: Some(Arc::new(entries[..4].to_vec())),
+        spec: ClipSpec {
+            sampling: Sampling::Segment { frames: 4 },
+            spatial: SpatialConfig {
+                size: 32,
+                short_side: 36,
+                area: [0.5, 1.0],
+                ratio: [0.75, 1.333],
+                flip: true,
+                mean: bb.config.image_mean,
+                std: bb.config.image_std,
+            },
+        },
+        settings: TrainSettings {
+            epochs,
+            batch_size: 2,
+            accumulate: 2,
+            lr,
+            warmup_epochs: 0.5,
+            clip_grad_norm: 1.0,
+            label_smoothing: 0.1,
+            seed: 3,
+            workers: 2,
+            ..Default::default()
+        },
+        out: out.to_path_buf(),
+        run_config: serde_json::json!({}),
+        stop_after,
+    }
+}
+
+#[test]
+fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let data = tmp.path().join("data");
+    let straight = tmp.path().join("straight");
+    let resumed = tmp.path().join("resumed");
+    let a = train(job(&data, &straight, 3, 1e-2, None), &device, false, false).unwrap();
+    assert_eq!(a.epochs, 3);
+    // "Killed" after its first epoch, then resumed twice.
+    let b1 = train(job(&data, &resumed, 3, 1e-2, Some(1)), &device, true, false).unwrap();
+    assert_eq!(b1.epochs, 1);
+    train(job(&data, &resumed, 3, 1e-2, Some(1)), &device, true, false).unwrap();
+    let b = train(job(&data, &resumed, 3, 1e-2, None), &device, true, false).unwrap();
+    assert_eq!((b.epochs, b.steps), (a.epochs, a.steps));
+    let wa = checkpoint::load(&straight.join("last.safetensors")).unwrap();
+    let wb = checkpoint::load(&resumed.join("last.safetensors")).unwrap();
+    assert_eq!(
+        wa.weights.keys().collect::<Vec<_>>(),
+        wb.weights.keys().collect::<Vec<_>>()
+    );
+    for (k, (_, va)) in &wa.weights {
+        assert_eq!(va, &wb.weights[k].1, "{k} differs after resuming");
+    }
+    // Training moved the adapters (their convolutions start at zero).
+    let conv = wa
+        .weights
+        .iter()
+        .find(|(k, _)| k.contains("branches") && k.ends_with("weight"))
+        .unwrap();
+    assert!(conv.1.1.iter().any(|v| *v != 0.0), "{} never moved", conv.0);
+    // Only trainable tensors are stored: no backbone weight, and moments for each.
+    assert!(wa.weights.keys().all(|k| !k.starts_with("backbone")));
+    assert_eq!(wa.moments.len(), wa.weights.len());
+    // The log has a step record per optimiser step and an epoch record per epoch.
+    let log = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
+    let epochs = log
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"epoch\""))
+        .count();
+    let steps = log
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"step\""))
+        .count();
+    assert_eq!((epochs, steps), (3, a.steps));
+    assert!(log.contains("val_uar"));
+}
+
+#[test]
+fn resume_with_another_backbone_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let data = tmp.path().join("data");
+    let out = tmp.path().join("run");
+    train(job(&data, &out, 2, 1e-2, Some(1)), &device, true, false).unwrap();
+    let mut other = job(&data, &out, 2, 1e-2, None);
+    other.backbone.sha256 = "0".repeat(64);
+    other.backbone.spec = "another-model".into();
+    let err = train(other, &device, true, false).unwrap_err().to_string();
+    assert!(
+        err.contains("another-model") && err.contains("same backbone"),
+        "{err}"
+    );
+}
+
+#[test]
+fn diverging_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let data = tmp.path().join("data");
+    let out = tmp.path().join("run");
+    train(job(&data, &out, 3, 1e-2, Some(1)), &device, true, false).unwrap();
+    let before = std::fs::read(out.join("last.safetensors")).unwrap();
+    let mut wild = job(&data, &out, 3, 1e30, None);
+    wild.settings.clip_grad_norm = 0.0;
+    let err = train(wild, &device, false, false).unwrap_err().to_string();
+    assert!(err.contains("loss became"), "{err}");
+    assert!(err.contains("last.safetensors"), "{err}");
+    assert_eq!(std::fs::read(out.join("last.safetensors")).unwrap(), before);
+}
