@@ -258,67 +258,7 @@ impl Checkpoint {
     /// Puts the stored trainable tensors into `model` (built with the same method config).
     /// Every trainable tensor of `model` must be present with its shape, and nothing else.
     pub fn apply<M: Module>(&self, model: M, path: &Path) -> Result<M> {
-        let expected = trainable_values(&model.clone().train());
-        for (k, (shape, _)) in &expected {
-            match self.weights.get(k) {
-                None => {
-                    return Err(Error::MissingTensor {
-                        path: path.to_path_buf(),
-                        key: format!("model.{k}"),
-                        expected: shape.clone(),
-                        hint: String::new(),
-                    });
-                }
-                Some((got, _)) if got != shape => {
-                    return Err(Error::TensorShape {
-                        path: path.to_path_buf(),
-                        key: format!("model.{k}"),
-                        got: got.clone(),
-                        expected: shape.clone(),
-                    });
-                }
-                _ => {}
-            }
-        }
-        let extra: Vec<String> = self
-            .weights
-            .keys()
-            .filter(|k| !expected.contains_key(*k))
-            .map(|k| format!("model.{k}"))
-            .collect();
-        if !extra.is_empty() {
-            return Err(Error::UnexpectedTensors {
-                path: path.to_path_buf(),
-                arch: self.meta.method.name().to_string(),
-                keys: extra,
-            });
-        }
-        struct Set<'a>(Vec<String>, &'a BTreeMap<String, (Vec<usize>, Vec<f32>)>);
-        impl ModuleMapper for Set<'_> {
-            fn enter_module(&mut self, name: &str, _: &str) {
-                self.0.push(name.into());
-            }
-            fn exit_module(&mut self, _: &str, _: &str) {
-                self.0.pop();
-            }
-            fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let Some((shape, v)) = self.1.get(&self.0.join(".")) else {
-                    return p;
-                };
-                let (shape, v) = (shape.clone(), v.clone());
-                p.map(|t| {
-                    let device = t.device();
-                    let grad = t.is_require_grad();
-                    let new = Tensor::<D>::from_data(TensorData::new(v, shape), &device);
-                    if grad {
-                        new.set_require_grad(true)
-                    } else {
-                        new
-                    }
-                })
-            }
-        }
-        Ok(model.map(&mut Set(Vec::new(), &self.weights)))
+        apply_trainable(model, &self.weights, path, self.meta.method.name())
     }
 
     /// The optimiser state stored with the weights, on `device`.
@@ -334,4 +274,75 @@ impl Checkpoint {
                 .collect(),
         }
     }
+}
+
+/// Sets `model`'s trainable tensors from `weights` (path -> (shape, values)), requiring each
+/// trainable tensor to be present with its shape and no other tensor to be given. `origin`
+/// and `what` (the method) only go into error messages.
+pub fn apply_trainable<M: Module>(
+    model: M,
+    weights: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    origin: &Path,
+    what: &str,
+) -> Result<M> {
+    let expected = trainable_values(&model.clone().train());
+    for (k, (shape, _)) in &expected {
+        match weights.get(k) {
+            None => {
+                return Err(Error::MissingTensor {
+                    path: origin.to_path_buf(),
+                    key: format!("model.{k}"),
+                    expected: shape.clone(),
+                    hint: String::new(),
+                });
+            }
+            Some((got, _)) if got != shape => {
+                return Err(Error::TensorShape {
+                    path: origin.to_path_buf(),
+                    key: format!("model.{k}"),
+                    got: got.clone(),
+                    expected: shape.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let extra: Vec<String> = weights
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .map(|k| format!("model.{k}"))
+        .collect();
+    if !extra.is_empty() {
+        return Err(Error::UnexpectedTensors {
+            path: origin.to_path_buf(),
+            arch: what.to_string(),
+            keys: extra,
+        });
+    }
+    struct Set<'a>(Vec<String>, &'a BTreeMap<String, (Vec<usize>, Vec<f32>)>);
+    impl ModuleMapper for Set<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some((shape, v)) = self.1.get(&self.0.join(".")) else {
+                return p;
+            };
+            let (shape, v) = (shape.clone(), v.clone());
+            p.map(|t| {
+                let device = t.device();
+                let grad = t.is_require_grad();
+                let new = Tensor::<D>::from_data(TensorData::new(v, shape), &device);
+                if grad {
+                    new.set_require_grad(true)
+                } else {
+                    new
+                }
+            })
+        }
+    }
+    Ok(model.map(&mut Set(Vec::new(), weights)))
 }
