@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use vidapter::backbone::{Backbone, Layout};
+use vidapter::data::config::{DatasetConfig, Split};
 use vidapter::{bench, compare, device, extract};
 
 /// Parameter-efficient image-to-video transfer learning: frozen image models (CLIP, DINOv2,
@@ -65,6 +66,38 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+    /// Dataset tools.
+    Data {
+        #[command(subcommand)]
+        what: DataWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataWhat {
+    /// Decode every clip of a dataset and list what is wrong: malformed annotation lines,
+    /// unknown labels, missing, unreadable, truncated, zero-frame and too-short clips; print
+    /// counts and a class histogram per split.
+    Check {
+        /// TOML file with a [data] table (a run config works).
+        config: PathBuf,
+        /// Which split to check: train, val, test or all.
+        #[arg(long, default_value = "all", value_parser = ["train", "val", "test", "all"])]
+        split: String,
+        /// Clip length the run will sample; shorter clips are listed as too short.
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        /// Decode threads (default: all cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Where to write the tab-separated bad-entry list (default: bad_entries.tsv beside
+        /// the config).
+        #[arg(long)]
+        bad_list: Option<PathBuf>,
+        /// Exit with status 1 when anything is listed.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -205,6 +238,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
+        Command::Data {
+            what:
+                DataWhat::Check {
+                    config,
+                    split,
+                    frames,
+                    workers,
+                    bad_list,
+                    strict,
+                },
+        } => {
+            return data_check(
+                &config, &split, frames, workers, bad_list, strict, cli.quiet,
+            );
+        }
         Command::Bench { what } => match what {
             BenchWhat::Data {
                 videos,
@@ -310,6 +358,62 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn data_check(
+    config: &std::path::Path,
+    split: &str,
+    frames: usize,
+    workers: Option<usize>,
+    bad_list: Option<PathBuf>,
+    strict: bool,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    use vidapter::data::{check, decode::DecodeOptions, report};
+    if frames == 0 {
+        bail!("--frames must be at least 1 (it is the clip length a run samples)");
+    }
+    let cfg = DatasetConfig::from_toml_file(config)?;
+    let splits = match split {
+        "all" => cfg.splits(),
+        one => vec![one.parse::<Split>().map_err(anyhow::Error::msg)?],
+    };
+    let workers = workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut reports = Vec::new();
+    for s in splits {
+        let dataset = cfg
+            .load(s)
+            .with_context(|| format!("reading the {s} split of {}", config.display()))?;
+        let r = check::check(&dataset, frames, workers, &DecodeOptions::default(), !quiet);
+        print!("{}", report::render(s, &dataset, &r, 10));
+        reports.push(r);
+    }
+    let all = report::merge(&reports);
+    let bad_list = bad_list.unwrap_or_else(|| {
+        config
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("bad_entries.tsv")
+    });
+    check::write_bad_list(&all, &bad_list)?;
+    println!(
+        "{} of {} entries clean; {} listed in {}",
+        all.clean,
+        all.entries,
+        all.findings.len(),
+        bad_list.display()
+    );
+    if strict && !all.findings.is_empty() {
+        eprintln!(
+            "strict: {} bad entr{} found",
+            all.findings.len(),
+            if all.findings.len() == 1 { "y" } else { "ies" }
+        );
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,12 +10,17 @@
 //! Bad data is normal: every reader and decoder reports a [`Problem`] (path, line, reason)
 //! and the entry is skipped unless the user asked for strict mode.
 //!
-//! The annotation readers (mmaction2 lists, DFEW, FERV39k, MAFW, Kinetics, SSv2, UCF101,
-//! HMDB51) are the next milestone; the types they produce are defined here.
+//! The annotation readers (`formats/`: mmaction2 lists, DFEW, FERV39k, MAFW, Kinetics, SSv2,
+//! UCF101, HMDB51) turn the files datasets ship with into [`Dataset`]s; `config.rs` is the
+//! `[data]` table that says where those files are and how to split them; `report.rs` is
+//! what `vidapter data check` prints. The types they produce are defined here.
 
 pub mod check;
+pub mod config;
 pub mod decode;
+pub(crate) mod formats;
 pub mod loader;
+pub mod report;
 pub mod sampling;
 pub mod transform;
 
