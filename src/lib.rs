@@ -25,6 +25,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod extract;
 pub mod methods;
 pub mod train;

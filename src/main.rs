@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 
 use vidapter::backbone::{Backbone, Layout};
 use vidapter::data::config::{DatasetConfig, Split};
-use vidapter::{bench, compare, device, extract};
+use vidapter::methods::{MethodConfig, VideoClassifier};
+use vidapter::train::config::RunConfig;
+use vidapter::{bench, compare, device, experiment, extract};
 
 /// Parameter-efficient image-to-video transfer learning: frozen image models (CLIP, DINOv2,
 /// ViT) adapted to video.
@@ -28,15 +30,108 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Describe a backbone: architecture, parameters, input size, patch, levels, mean/std.
+    /// Describe a backbone (architecture, parameters, input size, patch, levels, mean/std)
+    /// and, with --method, a method on it: trainable and total parameters per module.
     Info {
         /// Model folder, .safetensors file, or hub id (e.g. openai/clip-vit-base-patch16).
         #[arg(long)]
         backbone: String,
+        /// A method name (linear_probe, full_finetune, fe_adapter, st_adapter) with its
+        /// defaults, or a run config whose [method] table is used.
+        #[arg(long)]
+        method: Option<String>,
+        /// Classes of the head, for --method (default 400: Kinetics-400).
+        #[arg(long, default_value_t = 400)]
+        classes: usize,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
+    /// Train a method on a dataset as a run config describes (see configs/ for presets).
+    Train {
+        /// Run config (TOML).
+        config: PathBuf,
+        /// Override a config field, e.g. `--set train.lr=3e-4` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Shortcut for `--set train.epochs=N`.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Shortcut for `--set train.batch_size=N`.
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Shortcut for `--set train.lr=X`.
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Shortcut for `--set out=DIR`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue a killed run from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many epochs in this session (continue later with --resume).
+        #[arg(long)]
+        stop_after: Option<usize>,
+        /// Choose checkpoints on the test split, as peer DFER repositories do; reports say so.
+        #[arg(long)]
+        val_on_test: bool,
+    },
+    /// Train and test every official fold (DFEW, MAFW: 5; UCF101, HMDB51: 3); mean UAR / WAR.
+    Kfold {
+        /// Run config (TOML).
+        config: PathBuf,
+        /// Override a config field (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Only these folds (comma-separated, e.g. 1,2).
+        #[arg(long, value_delimiter = ',')]
+        folds: Option<Vec<usize>>,
+        /// Continue killed folds from their last checkpoints.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Test a checkpoint: UAR, WAR, top-1/top-5, mean class accuracy, confusion matrix (JSON + PNG).
+    Eval {
+        /// Checkpoint (best.safetensors or last.safetensors of a run folder).
+        checkpoint: PathBuf,
+        /// Split to test: train, val or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Temporal views (default: the run config's).
+        #[arg(long)]
+        temporal_views: Option<usize>,
+        /// Spatial views, 1 or 3 (default: the run config's).
+        #[arg(long)]
+        spatial_views: Option<usize>,
+        /// Folder for eval_<split>.json and confusion_<split>.png (default: the checkpoint's).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Classify videos (files or frame folders) with a checkpoint; JSON or CSV.
+    Predict {
+        /// Checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Videos or frame folders.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Also predict per window of N frames along each video.
+        #[arg(long, value_name = "N")]
+        timeline: Option<usize>,
+        /// Frames between window starts (default: half a window).
+        #[arg(long)]
+        stride: Option<usize>,
+        /// Crop every frame to X,Y,W,H first (e.g. a face box).
+        #[arg(long, value_delimiter = ',', num_args = 4)]
+        crop: Option<Vec<usize>>,
+        /// Output format.
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+
     /// Run a backbone on a pixel tensor and write every hidden state (transformers naming).
     Extract {
         /// Model folder, .safetensors file, or hub id.
@@ -165,7 +260,54 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let device = device::parse(&cli.device)?;
     match cli.command {
-        Command::Info { backbone, json } => {
+        Command::Info {
+            backbone,
+            method: Some(method),
+            classes,
+            json,
+        } => {
+            let b = Backbone::load(&backbone, &device)?;
+            let method = parse_method(&method)?;
+            method
+                .validate(b.config.num_layers)
+                .map_err(|(f, r)| anyhow::anyhow!("--method: field `{f}`: {r}"))?;
+            let model = VideoClassifier::new(b.model, &method, classes, 0, &device);
+            let rows = model.param_rows();
+            let (trainable, total) = model.param_totals();
+            if json {
+                let value = serde_json::json!({
+                    "backbone": backbone, "method": method, "classes": classes,
+                    "modules": rows, "trainable": trainable, "total": total,
+                });
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.module.clone(),
+                            r.params.to_string(),
+                            if r.trainable { "yes" } else { "frozen" }.to_string(),
+                        ]
+                    })
+                    .collect();
+                println!("{} on {backbone}, {classes} classes", method.name());
+                print!(
+                    "{}",
+                    vidapter::eval::plain_table(&["module", "parameters", "trainable"], &table)
+                );
+                println!(
+                    "trainable {trainable} of {total} ({:.2}%)",
+                    100.0 * trainable as f64 / total.max(1) as f64
+                );
+            }
+        }
+        Command::Info {
+            backbone,
+            method: None,
+            json,
+            ..
+        } => {
             let b = Backbone::load(&backbone, &device)?;
             if json {
                 let value = serde_json::json!({
@@ -180,6 +322,171 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
                 print_info(&b);
+            }
+        }
+        Command::Train {
+            config,
+            set,
+            epochs,
+            batch_size,
+            lr,
+            out,
+            resume,
+            stop_after,
+            val_on_test,
+        } => {
+            let ov = overrides(
+                &set,
+                vec![
+                    ("train.epochs", epochs.map(|v| v.to_string())),
+                    ("train.batch_size", batch_size.map(|v| v.to_string())),
+                    ("train.lr", lr.map(|v| v.to_string())),
+                    ("out", out.map(|p| format!("{:?}", p.display().to_string()))),
+                    ("eval.val_on_test", val_on_test.then(|| "true".to_string())),
+                ],
+            )?;
+            let cfg = RunConfig::from_file(&config, &ov)?;
+            let opts = experiment::TrainOptions {
+                resume,
+                stop_after,
+                progress: !cli.quiet,
+            };
+            let report = experiment::train_run(&cfg, &config, &opts, &device)?;
+            print_run_report(&report);
+        }
+        Command::Kfold {
+            config,
+            set,
+            folds,
+            resume,
+        } => {
+            let cfg = RunConfig::from_file(&config, &overrides(&set, vec![])?)?;
+            let opts = experiment::TrainOptions {
+                resume,
+                stop_after: None,
+                progress: !cli.quiet,
+            };
+            let (results, summary) = experiment::kfold(&cfg, &config, folds, &opts, &device)?;
+            for r in &results {
+                println!(
+                    "fold {}  UAR {:.2}%  WAR {:.2}%",
+                    r.fold,
+                    r.test.uar * 100.0,
+                    r.test.war * 100.0
+                );
+            }
+            println!(
+                "mean    UAR {:.2}%  WAR {:.2}%  ({} folds; {})",
+                summary.uar_mean * 100.0,
+                summary.war_mean * 100.0,
+                summary.folds,
+                cfg.out.join("kfold.md").display()
+            );
+        }
+        Command::Eval {
+            checkpoint,
+            split,
+            temporal_views,
+            spatial_views,
+            out,
+        } => {
+            let split: Split = split.parse().map_err(anyhow::Error::msg)?;
+            let views = match (temporal_views, spatial_views) {
+                (None, None) => None,
+                (t, s) => Some((t.unwrap_or(1), s.unwrap_or(1))),
+            };
+            if let Some((_, s)) = views
+                && !matches!(s, 1 | 3)
+            {
+                bail!(
+                    "--spatial-views {s}: allowed values are 1 (centre crop) and 3 (three crops)"
+                );
+            }
+            let (m, path) = experiment::evaluate(
+                &checkpoint,
+                split,
+                views,
+                out.as_deref(),
+                !cli.quiet,
+                &device,
+            )?;
+            println!(
+                "{split}: {} clips  UAR {:.2}%  WAR {:.2}%  top-1 {:.2}%  top-{} {:.2}%  mean class acc. {:.2}%",
+                m.clips,
+                m.uar * 100.0,
+                m.war * 100.0,
+                m.top1 * 100.0,
+                m.top_k,
+                m.top5 * 100.0,
+                m.mean_class_accuracy * 100.0
+            );
+            println!(
+                "wrote {} and the confusion matrix PNG beside it",
+                path.display()
+            );
+        }
+        Command::Predict {
+            checkpoint,
+            inputs,
+            timeline,
+            stride,
+            crop,
+            format,
+            out,
+        } => {
+            let opts = experiment::PredictOptions {
+                window: timeline,
+                stride,
+                crop: crop.map(|c| [c[0], c[1], c[2], c[3]]),
+            };
+            let (preds, classes) =
+                experiment::predict(&checkpoint, &inputs, &opts, !cli.quiet, &device)?;
+            let text = if format == "csv" {
+                let mut t = format!(
+                    "path,window_start,window_end,top,{}\n",
+                    classes.names.join(",")
+                );
+                for p in &preds {
+                    let row = |a: String, b: String, top: &str, probs: &[f32]| {
+                        let probs: Vec<String> = probs.iter().map(|x| format!("{x:.6}")).collect();
+                        format!("{},{a},{b},{top},{}\n", p.path.display(), probs.join(","))
+                    };
+                    if let Some(e) = &p.error {
+                        t.push_str(&format!(
+                            "{},,,error: {},\n",
+                            p.path.display(),
+                            e.replace(',', ";")
+                        ));
+                        continue;
+                    }
+                    t.push_str(&row(String::new(), String::new(), &p.top, &p.probs));
+                    for w in &p.timeline {
+                        t.push_str(&row(
+                            w.start.to_string(),
+                            w.end.to_string(),
+                            &w.top,
+                            &w.probs,
+                        ));
+                    }
+                }
+                t
+            } else {
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "classes": classes.names, "predictions": preds,
+                }))? + "\n"
+            };
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            let bad = preds.iter().filter(|p| p.error.is_some()).count();
+            if bad > 0 {
+                eprintln!(
+                    "{bad} of {} input(s) could not be read; see their `error` field",
+                    preds.len()
+                );
+                return Ok(ExitCode::FAILURE);
             }
         }
         Command::Extract {
@@ -416,6 +723,93 @@ fn data_check(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `KEY=VALUE` pairs of `--set`, plus the shortcut flags.
+fn overrides(
+    set: &[String],
+    extra: Vec<(&str, Option<String>)>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for s in set {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--set `{s}`: expected KEY=VALUE, e.g. train.lr=3e-4"))?;
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    for (k, v) in extra {
+        if let Some(v) = v {
+            out.push((k.to_string(), v));
+        }
+    }
+    Ok(out)
+}
+
+fn print_run_report(r: &experiment::RunReport) {
+    let t = &r.train;
+    println!("method        {}", r.method);
+    println!(
+        "parameters    {} trainable of {} ({:.2}%)",
+        t.params.0,
+        t.params.1,
+        100.0 * t.params.0 as f64 / t.params.1.max(1) as f64
+    );
+    println!(
+        "epochs        {} ({} optimiser steps), final train loss {:.4}",
+        t.epochs, t.steps, t.final_loss
+    );
+    println!(
+        "speed         {:.2} s/step, {:.1} clips/s; peak memory {}",
+        t.step_seconds,
+        t.clips_per_second,
+        t.peak_rss_bytes.map_or("n/a".into(), |b| format!(
+            "{:.0} MiB",
+            b as f64 / (1 << 20) as f64
+        ))
+    );
+    if let Some((uar, war)) = t.best_val {
+        println!(
+            "best {:<8} UAR {:.2}%  WAR {:.2}%",
+            r.selected_on,
+            uar * 100.0,
+            war * 100.0
+        );
+    }
+    if let Some(m) = &r.test {
+        println!(
+            "test          UAR {:.2}%  WAR {:.2}%  top-5 {:.2}%  ({} clips)",
+            m.uar * 100.0,
+            m.war * 100.0,
+            m.top5 * 100.0,
+            m.clips
+        );
+    }
+    if !t.skipped.is_empty() {
+        println!(
+            "skipped       {} unreadable clip(s); see the log",
+            t.skipped.len()
+        );
+    }
+    println!("run folder    {}", t.out.display());
+}
+
+/// `--method`: a method name with defaults, or a TOML file with a [method] table.
+fn parse_method(arg: &str) -> anyhow::Result<MethodConfig> {
+    let path = std::path::Path::new(arg);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {arg}"))?;
+        let doc: toml::Value =
+            toml::from_str(&text).with_context(|| format!("{arg}: not valid TOML"))?;
+        let table = doc
+            .get("method")
+            .cloned()
+            .with_context(|| format!("{arg}: there is no [method] table"))?;
+        return table
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{arg}: [method]: {e}"));
+    }
+    toml::from_str(&format!("kind = {arg:?}"))
+        .map_err(|e| anyhow::anyhow!("--method `{arg}` is neither a file nor a method name: {e}"))
 }
 
 fn print_info(b: &Backbone) {

@@ -146,3 +146,27 @@ fn vit_with_transformers5_state_dict_names_matches() {
 fn dinov2_swiglu_with_split_gate_up_matches() {
     check("dinov2_swiglu_v5_names", "default");
 }
+
+#[test]
+fn vit_saved_in_hf_layout_loads_back_identically() {
+    use burn::tensor::{Tensor, TensorData};
+    use vidapter::backbone::{Backbone, save_vit_hf};
+    let device = burn::tensor::Device::flex();
+    let original = Backbone::load(common::fixture("vit").to_str().unwrap(), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    save_vit_hf(&original.model, dir.path()).unwrap();
+    let again = Backbone::load(dir.path().to_str().unwrap(), &device).unwrap();
+    assert_eq!(again.config, original.config);
+    let n = 2 * 3 * 32 * 32;
+    let px: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let px = Tensor::<4>::from_data(TensorData::new(px, [2, 3, 32, 32]), &device);
+    let a = original.model.forward(px.clone(), &[1, 3]);
+    let b = again.model.forward(px, &[1, 3]);
+    let v = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(v(a.last_hidden_state), v(b.last_hidden_state));
+    for ((_, x), (_, y)) in a.levels.into_iter().zip(b.levels) {
+        assert_eq!(v(x), v(y));
+    }
+}

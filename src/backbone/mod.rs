@@ -9,11 +9,13 @@ mod config;
 mod interp;
 mod load_hf;
 mod load_openai_clip;
+mod save_hf;
 mod source;
 mod vit;
 mod weights;
 
 pub use config::{Activation, Architecture, Pooler, VitConfig};
+pub use save_hf::save_vit_hf;
 pub use source::{ModelFiles, resolve};
 pub use vit::{Attention, Block, Mlp, VisionTransformer, VitOutput};
 pub use weights::{WeightStore, write_f32};

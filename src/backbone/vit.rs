@@ -312,6 +312,58 @@ impl VisionTransformer {
         model.no_grad()
     }
 
+    /// The weights back in loader orientation (the inverse of `from_raw`), for writers.
+    pub(crate) fn to_raw(&self) -> RawVit {
+        fn v<const D: usize>(p: &Param<Tensor<D>>) -> Vec<f32> {
+            p.val()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 after convert")
+        }
+        let ln = |n: &LayerNorm| {
+            (
+                v(&n.gamma),
+                n.beta
+                    .as_ref()
+                    .map(v)
+                    .unwrap_or_else(|| vec![0.0; n.gamma.dims()[0]]),
+            )
+        };
+        let lin_b = |l: &Linear| l.bias.as_ref().map(v);
+        RawVit {
+            patch_w: v(&self.patch_w),
+            patch_b: self.patch_b.as_ref().map(v),
+            cls: v(&self.cls),
+            pos: v(&self.pos),
+            pre_norm: self.pre_norm.as_ref().map(ln),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| RawBlock {
+                    norm1: ln(&b.norm1),
+                    qkv_w: v(&b.attn.qkv.weight),
+                    qkv_b: lin_b(&b.attn.qkv),
+                    proj_w: v(&b.attn.proj.weight),
+                    proj_b: lin_b(&b.attn.proj).expect("projection has a bias"),
+                    ls1: b.ls1.as_ref().map(v),
+                    norm2: ln(&b.norm2),
+                    fc1_w: v(&b.mlp.fc1.weight),
+                    fc1_b: lin_b(&b.mlp.fc1).expect("fc1 has a bias"),
+                    fc2_w: v(&b.mlp.fc2.weight),
+                    fc2_b: lin_b(&b.mlp.fc2).expect("fc2 has a bias"),
+                    ls2: b.ls2.as_ref().map(v),
+                })
+                .collect(),
+            final_norm: self.final_norm.as_ref().map(ln),
+            post_norm: self.post_norm.as_ref().map(ln),
+            pooler: self
+                .pooler
+                .as_ref()
+                .map(|l| (v(&l.weight), lin_b(l).expect("pooler has a bias"))),
+        }
+    }
+
     /// A model of `config` with random weights (seeded), for benchmarks and tests.
     pub fn random(config: VitConfig, seed: u64, device: &Device) -> Self {
         Self::from_raw(RawVit::random(&config, seed), config, device)

@@ -3,6 +3,7 @@
 //! models").
 
 pub mod checkpoint;
+pub mod config;
 pub mod loss;
 pub mod optim;
 pub mod run;

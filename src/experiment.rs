@@ -1,0 +1,703 @@
+//! What the `train`, `eval`, `predict` and `kfold` commands do, as library functions: build a
+//! run from its config (or rebuild it from a checkpoint), call the training loop, test with
+//! the community's protocol, and write what people look at (JSON, PNG plots, a Markdown
+//! report) into the run folder.
+//!
+//! A checkpoint carries the run config it was trained with, so `eval` and `predict` need only
+//! the checkpoint; the backbone it names is loaded and its SHA-256 compared with the one
+//! recorded, and a different backbone is refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::tensor::Device;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use crate::backbone::Backbone;
+use crate::data::config::Split;
+use crate::data::decode::{DecodeOptions, Frame, decode};
+use crate::data::loader::{ClipSpec, LoaderConfig, Views};
+use crate::data::sampling::{Mode, Sampling};
+use crate::data::transform::{View, clip_to_tensor};
+use crate::data::{ClassMap, Entry, Source};
+use crate::error::{Error, Result};
+use crate::eval::{self, FoldSummary, Metrics};
+use crate::methods::VideoClassifier;
+use crate::train::checkpoint::{self, BackboneId};
+use crate::train::config::RunConfig;
+use crate::train::run::{TrainJob, TrainSummary, batch_tensor, predict_probs};
+
+/// A run's pieces, built once.
+pub struct Prepared {
+    /// The frozen backbone.
+    pub backbone: Backbone,
+    /// Its identity for checkpoints.
+    pub backbone_id: BackboneId,
+    /// Class names.
+    pub classes: ClassMap,
+    /// How clips are cut (training flips per the dataset).
+    pub spec: ClipSpec,
+}
+
+/// Loads the backbone and class map of `cfg` and checks the method against the backbone.
+pub fn prepare(cfg: &RunConfig, config_path: &Path, device: &Device) -> Result<Prepared> {
+    let backbone = Backbone::load(&cfg.backbone, device)?;
+    cfg.method
+        .validate(backbone.config.num_layers)
+        .map_err(|(field, reason)| Error::config(config_path, format!("method.{field}"), reason))?;
+    let files = checkpoint::weight_files(&backbone.files.weights)?;
+    let c = &backbone.config;
+    let backbone_id = BackboneId::of(
+        &cfg.backbone,
+        &files,
+        format!(
+            "{:?}, {} blocks, width {}",
+            c.arch, c.num_layers, c.hidden_size
+        ),
+    )?;
+    let classes = cfg.data.class_map()?;
+    let spatial = cfg.spatial.resolve(
+        c.image_size,
+        c.image_mean,
+        c.image_std,
+        cfg.data.flip_allowed(),
+    );
+    Ok(Prepared {
+        spec: ClipSpec {
+            sampling: cfg.sampling,
+            spatial,
+        },
+        backbone,
+        backbone_id,
+        classes,
+    })
+}
+
+/// What one training run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The method's name.
+    pub method: String,
+    /// The training loop's summary.
+    pub train: TrainSummary,
+    /// Test metrics of the best checkpoint (if the dataset has a test split).
+    pub test: Option<MetricsSummary>,
+    /// Which split chose the checkpoint (`val`, or `test` under the peers' protocol).
+    pub selected_on: String,
+}
+
+/// The headline numbers of an evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsSummary {
+    /// Clips evaluated.
+    pub clips: usize,
+    /// Unweighted average recall.
+    pub uar: f64,
+    /// Weighted average recall.
+    pub war: f64,
+    /// Top-5 (or top-K for K < 5) accuracy.
+    pub top5: f64,
+    /// Mean class accuracy.
+    pub mean_class_accuracy: f64,
+}
+
+impl From<&Metrics> for MetricsSummary {
+    fn from(m: &Metrics) -> Self {
+        MetricsSummary {
+            clips: m.clips,
+            uar: m.uar,
+            war: m.war,
+            top5: m.top5,
+            mean_class_accuracy: m.mean_class_accuracy,
+        }
+    }
+}
+
+/// Options of a training run beyond its config.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from `out/last.safetensors` when it exists.
+    pub resume: bool,
+    /// Stop after this many epochs in this session.
+    pub stop_after: Option<usize>,
+    /// Progress bars.
+    pub progress: bool,
+}
+
+fn load_split(cfg: &RunConfig, split: Split) -> Result<Arc<Vec<Entry>>> {
+    let ds = cfg.data.load(split)?;
+    for p in &ds.problems {
+        tracing::warn!("{split}: skipping {p}");
+    }
+    if !ds.problems.is_empty() {
+        eprintln!(
+            "note: {} annotation problem(s) in the {split} split were skipped (run `vidapter data check` for the list)",
+            ds.problems.len()
+        );
+    }
+    Ok(Arc::new(ds.entries))
+}
+
+/// Trains the run described by `cfg`, then tests its best checkpoint and writes the report.
+pub fn train_run(
+    cfg: &RunConfig,
+    config_path: &Path,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<RunReport> {
+    let prep = prepare(cfg, config_path, device)?;
+    let train = load_split(cfg, Split::Train)?;
+    if train.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: the train split has no readable entry",
+            config_path.display()
+        )));
+    }
+    let has_test = cfg.data.splits().contains(&Split::Test);
+    let selected_on = if cfg.eval.val_on_test && has_test {
+        Split::Test
+    } else {
+        Split::Val
+    };
+    let val = load_split(cfg, selected_on)?;
+    let model = VideoClassifier::new(
+        prep.backbone.model.clone(),
+        &cfg.method,
+        prep.classes.len(),
+        cfg.train.seed,
+        device,
+    );
+    let job = TrainJob {
+        model,
+        method: cfg.method.clone(),
+        classes: prep.classes.clone(),
+        backbone: prep.backbone_id.clone(),
+        train,
+        val: (!val.is_empty()).then_some(val),
+        spec: prep.spec.clone(),
+        settings: cfg.train.clone(),
+        out: cfg.out.clone(),
+        run_config: cfg.to_json(),
+        stop_after: opts.stop_after,
+    };
+    std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
+    crate::util::write_atomic(
+        &cfg.out.join("config.json"),
+        serde_json::to_string_pretty(&cfg.to_json())
+            .expect("json")
+            .as_bytes(),
+    )?;
+    let summary = crate::train::train(job, device, opts.resume, opts.progress)?;
+    plot_training(&cfg.out)?;
+    let test = if has_test && summary.epochs == cfg.train.epochs {
+        let best = cfg.out.join("best.safetensors");
+        let (m, _) = evaluate_with(
+            &prep,
+            cfg,
+            &best,
+            Split::Test,
+            &cfg.out,
+            opts.progress,
+            device,
+        )?;
+        Some(MetricsSummary::from(&m))
+    } else {
+        None
+    };
+    let report = RunReport {
+        method: cfg.method.name().to_string(),
+        train: summary,
+        test,
+        selected_on: selected_on.name().to_string(),
+    };
+    crate::util::write_atomic(
+        &cfg.out.join("report.json"),
+        serde_json::to_string_pretty(&report)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    Ok(report)
+}
+
+/// `training_loss.png` and `validation.png` from the run's `metrics.jsonl`.
+pub fn plot_training(out: &Path) -> Result<()> {
+    let records = eval::read_log(out.join("metrics.jsonl"))?;
+    let loss = eval::curves_from_log(&records, "step", &["loss"]);
+    if loss.iter().any(|(_, p)| !p.is_empty()) {
+        eval::plot::plot_curves(
+            "training loss",
+            "optimiser step",
+            "cross-entropy",
+            &loss,
+            out.join("training_loss.png"),
+        )?;
+    }
+    let val = eval::curves_from_log(&records, "epoch", &["val_uar", "val_war"]);
+    if val.iter().any(|(_, p)| !p.is_empty()) {
+        eval::plot::plot_curves(
+            "validation",
+            "epoch",
+            "recall",
+            &val,
+            out.join("validation.png"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the model a checkpoint was trained as, with its weights, refusing a backbone
+/// other than the recorded one. Returns the model and the run config stored in it.
+pub fn load_model(
+    checkpoint: &Path,
+    device: &Device,
+) -> Result<(VideoClassifier, RunConfig, Prepared)> {
+    let ckpt = checkpoint::load(checkpoint)?;
+    let cfg: RunConfig =
+        serde_json::from_value(ckpt.meta.extra["run_config"].clone()).map_err(|e| {
+            Error::format(
+                checkpoint,
+                format!("the stored run config cannot be read: {e}"),
+            )
+        })?;
+    let prep = prepare(&cfg, checkpoint, device)?;
+    if prep.backbone_id.sha256 != ckpt.meta.backbone.sha256 {
+        return Err(Error::Input(format!(
+            "{}: trained on backbone `{}` ({}, sha256 {}), but `{}` now holds different weights ({}, sha256 {}); adapters only work with the backbone they were trained on",
+            checkpoint.display(),
+            ckpt.meta.backbone.spec,
+            ckpt.meta.backbone.summary,
+            &ckpt.meta.backbone.sha256[..12],
+            cfg.backbone,
+            prep.backbone_id.summary,
+            &prep.backbone_id.sha256[..12]
+        )));
+    }
+    let model = VideoClassifier::new(
+        prep.backbone.model.clone(),
+        &cfg.method,
+        ckpt.meta.classes.len(),
+        0,
+        device,
+    );
+    let model = ckpt.apply(model, checkpoint)?;
+    Ok((
+        model,
+        cfg,
+        Prepared {
+            classes: ckpt.meta.classes.clone(),
+            ..prep
+        },
+    ))
+}
+
+fn evaluate_with(
+    prep: &Prepared,
+    cfg: &RunConfig,
+    checkpoint: &Path,
+    split: Split,
+    out: &Path,
+    progress: bool,
+    device: &Device,
+) -> Result<(Metrics, PathBuf)> {
+    let (model, _, _) = load_model(checkpoint, device)?;
+    let entries = load_split(cfg, split)?;
+    if entries.is_empty() {
+        return Err(Error::Input(format!(
+            "the {split} split has no readable entry"
+        )));
+    }
+    let loader = LoaderConfig {
+        batch_size: cfg.train.batch_size.max(1),
+        workers: cfg.train.workers.max(1),
+        prefetch: 2,
+        seed: cfg.train.seed,
+        shuffle: false,
+        views: Views::Test {
+            temporal: cfg.eval.temporal_views,
+            spatial: cfg.eval.spatial_views,
+        },
+        strict: cfg.train.strict,
+        decode: DecodeOptions::default(),
+    };
+    let bar = if progress {
+        let b = ProgressBar::new(entries.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template(&format!(
+                "{split} {{bar:25}} {{pos}}/{{len}} clips  {{per_sec}}  ETA {{eta}}"
+            ))
+            .expect("valid template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let p = predict_probs(
+        &model,
+        entries,
+        Arc::new(prep.spec.clone()),
+        &loader,
+        device,
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    let metrics = eval::evaluate(&p.probs, prep.classes.len(), &p.labels)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut json = metrics.to_json(&prep.classes.names)?;
+    json["split"] = split.name().into();
+    json["checkpoint"] = checkpoint.display().to_string().into();
+    json["views"] = serde_json::json!({
+        "temporal": cfg.eval.temporal_views, "spatial": cfg.eval.spatial_views,
+        "aggregate": "mean of softmax probabilities",
+    });
+    json["checkpoint_selected_on"] = if cfg.eval.val_on_test {
+        "test (the peers' protocol: test used as validation)".into()
+    } else {
+        "val".into()
+    };
+    json["skipped"] = serde_json::to_value(&p.problems).expect("json");
+    let path = out.join(format!("eval_{split}.json"));
+    crate::util::write_atomic(
+        &path,
+        serde_json::to_string_pretty(&json)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    eval::plot::plot_confusion(
+        &metrics.confusion,
+        &prep.classes.names,
+        &format!(
+            "{} on {split}: UAR {:.1}%, WAR {:.1}%",
+            cfg.method.name(),
+            metrics.uar * 100.0,
+            metrics.war * 100.0
+        ),
+        out.join(format!("confusion_{split}.png")),
+    )?;
+    Ok((metrics, path))
+}
+
+/// Evaluates `checkpoint` on `split` with the test views of its run config (or `views`),
+/// writing `eval_<split>.json` and `confusion_<split>.png` to `out` (default: beside the
+/// checkpoint).
+pub fn evaluate(
+    checkpoint: &Path,
+    split: Split,
+    views: Option<(usize, usize)>,
+    out: Option<&Path>,
+    progress: bool,
+    device: &Device,
+) -> Result<(Metrics, PathBuf)> {
+    let (_, mut cfg, prep) = load_model(checkpoint, device)?;
+    if let Some((t, s)) = views {
+        cfg.eval.temporal_views = t;
+        cfg.eval.spatial_views = s;
+    }
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());
+    evaluate_with(&prep, &cfg, checkpoint, split, &out, progress, device)
+}
+
+/// One fold's result in a k-fold run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoldResult {
+    /// Fold number (1-based).
+    pub fold: usize,
+    /// Test metrics of that fold's best checkpoint.
+    pub test: MetricsSummary,
+}
+
+/// Trains and tests every fold (DFEW, MAFW: 5; UCF101, HMDB51: 3) in `out/fold{N}`, and
+/// reports per-fold and mean UAR / WAR (`kfold.json`, `kfold.md`).
+pub fn kfold(
+    cfg: &RunConfig,
+    config_path: &Path,
+    folds: Option<Vec<usize>>,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<(Vec<FoldResult>, FoldSummary)> {
+    let n = cfg.data.format.folds().ok_or_else(|| {
+        Error::config(
+            config_path,
+            "data.format",
+            format!(
+                "`{}` has no official folds; kfold needs dfew, mafw, ucf101 or hmdb51",
+                cfg.data.format.name()
+            ),
+        )
+    })?;
+    let folds = folds.unwrap_or_else(|| (1..=n).collect());
+    let mut results = Vec::new();
+    for f in folds {
+        let mut fold_cfg = cfg.clone();
+        fold_cfg.data.fold = Some(f);
+        fold_cfg.out = cfg.out.join(format!("fold{f}"));
+        if opts.progress {
+            eprintln!("fold {f}/{n}");
+        }
+        let report = train_run(&fold_cfg, config_path, opts, device)?;
+        let test = report.test.ok_or_else(|| {
+            Error::Input(format!(
+                "fold {f} produced no test metrics (was it stopped early?)"
+            ))
+        })?;
+        results.push(FoldResult { fold: f, test });
+    }
+    let summary = FoldSummary::new(
+        &results
+            .iter()
+            .map(|r| (r.test.uar, r.test.war))
+            .collect::<Vec<_>>(),
+    )?;
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                r.fold.to_string(),
+                format!("{:.2}", r.test.uar * 100.0),
+                format!("{:.2}", r.test.war * 100.0),
+            ]
+        })
+        .collect();
+    let md = eval::markdown_table(&["fold", "UAR %", "WAR %"], &rows);
+    let std = |s: Option<f64>| s.map_or("n/a".to_string(), |v| format!("{:.2}", v * 100.0));
+    let text = format!(
+        "# {} on {}, {} folds\n\n{md}\nmean UAR {:.2} ± {}, mean WAR {:.2} ± {} (sample std over folds)\n",
+        cfg.method.name(),
+        cfg.data.format.name(),
+        results.len(),
+        summary.uar_mean * 100.0,
+        std(summary.uar_std),
+        summary.war_mean * 100.0,
+        std(summary.war_std),
+    );
+    crate::util::write_atomic(&cfg.out.join("kfold.md"), text.as_bytes())?;
+    crate::util::write_atomic(
+        &cfg.out.join("kfold.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"folds": results, "summary": summary}))
+            .expect("json")
+            .as_bytes(),
+    )?;
+    Ok((results, summary))
+}
+
+/// How `predict` reads and windows videos.
+#[derive(Debug, Clone, Default)]
+pub struct PredictOptions {
+    /// Predict per window of this many frames (a timeline) instead of per video.
+    pub window: Option<usize>,
+    /// Frames between window starts (default: half a window).
+    pub stride: Option<usize>,
+    /// Crop every frame to `(x, y, w, h)` first (e.g. a face box); default: the frames as
+    /// they are (pre-cropped faces need none).
+    pub crop: Option<[usize; 4]>,
+}
+
+/// One window of a timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowPrediction {
+    /// First frame (0-based).
+    pub start: usize,
+    /// One past the last frame.
+    pub end: usize,
+    /// Start time in seconds, when the frame rate is known.
+    pub start_s: Option<f64>,
+    /// Most probable class.
+    pub top: String,
+    /// Probability per class, in class order.
+    pub probs: Vec<f32>,
+}
+
+/// What `predict` says about one video.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// The input.
+    pub path: PathBuf,
+    /// Most probable class.
+    pub top: String,
+    /// Probability per class, in class order.
+    pub probs: Vec<f32>,
+    /// Per-window predictions when a timeline was asked for.
+    pub timeline: Vec<WindowPrediction>,
+    /// Why the video could not be read (then `probs` is empty).
+    pub error: Option<String>,
+}
+
+fn crop_frame(f: &Frame, [x, y, w, h]: [usize; 4]) -> std::result::Result<Frame, String> {
+    if w == 0 || h == 0 || x + w > f.width || y + h > f.height {
+        return Err(format!(
+            "crop box {x},{y},{w},{h} does not fit in the {}x{} frame",
+            f.width, f.height
+        ));
+    }
+    let mut data = Vec::with_capacity(w * h * 3);
+    for row in y..y + h {
+        let start = (row * f.width + x) * 3;
+        data.extend_from_slice(&f.data[start..start + w * 3]);
+    }
+    Ok(Frame {
+        width: w,
+        height: h,
+        data,
+    })
+}
+
+/// Class probabilities for each of `inputs` (video files or frame folders), and optionally a
+/// timeline of windows. An unreadable input is reported in its row, not fatal.
+pub fn predict(
+    checkpoint: &Path,
+    inputs: &[PathBuf],
+    opts: &PredictOptions,
+    progress: bool,
+    device: &Device,
+) -> Result<(Vec<Prediction>, ClassMap)> {
+    let (model, cfg, prep) = load_model(checkpoint, device)?;
+    let model = burn::module::Module::valid(&model);
+    let t = cfg.sampling.frames();
+    let views = cfg.eval.temporal_views.max(1);
+    let spatial = &prep.spec.spatial;
+    let names = &prep.classes.names;
+    let bar = if progress {
+        let b = ProgressBar::new(inputs.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template("predict {bar:25} {pos}/{len} videos  ETA {eta}")
+                .expect("valid template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut out = Vec::new();
+    for path in inputs {
+        let source = if path.is_dir() {
+            Source::Frames {
+                dir: path.clone(),
+                template: None,
+                start: 1,
+                count: None,
+            }
+        } else {
+            Source::Video(path.clone())
+        };
+        // Windows (start, end) in frames, known once the frame count is.
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        let mut select = |n: usize| {
+            let mut rng = StdRng::seed_from_u64(0);
+            let mut idx: Vec<usize> = (0..views)
+                .flat_map(|v| {
+                    cfg.sampling
+                        .indices(n, Mode::Test { view: v, views }, &mut rng)
+                })
+                .collect();
+            if let Some(w) = opts.window {
+                let w = w.clamp(1, n);
+                let stride = opts.stride.unwrap_or((w / 2).max(1)).max(1);
+                let mut s = 0;
+                loop {
+                    windows.push((s, s + w));
+                    if s + w >= n {
+                        break;
+                    }
+                    s += stride;
+                }
+                let seg = Sampling::Segment { frames: t };
+                for &(a, _) in &windows {
+                    idx.extend(
+                        seg.indices(w, Mode::Test { view: 0, views: 1 }, &mut rng)
+                            .into_iter()
+                            .map(|i| a + i),
+                    );
+                }
+            }
+            idx
+        };
+        let decoded = decode(&source, &mut select, &DecodeOptions::default());
+        let result = decoded.map_err(|e| e.to_string()).and_then(|d| {
+            let frames = match opts.crop {
+                Some(b) => d
+                    .frames
+                    .iter()
+                    .map(|f| crop_frame(f, b))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+                None => d.frames,
+            };
+            Ok((frames, d.info.fps))
+        });
+        let (frames, fps) = match result {
+            Ok(x) => x,
+            Err(reason) => {
+                out.push(Prediction {
+                    path: path.clone(),
+                    top: String::new(),
+                    probs: Vec::new(),
+                    timeline: Vec::new(),
+                    error: Some(reason),
+                });
+                bar.inc(1);
+                continue;
+            }
+        };
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut clips = Vec::new();
+        for chunk in frames.chunks(t) {
+            clips.extend(clip_to_tensor(chunk, spatial, View::Center, &mut rng));
+        }
+        let n_clips = frames.len() / t;
+        let s = spatial.size;
+        let batch = crate::data::loader::Batch {
+            clips,
+            shape: [n_clips, t, 3, s, s],
+            labels: Vec::new(),
+            entries: Vec::new(),
+            views: 1,
+        };
+        let logits = model.forward(batch_tensor(&batch, device), None);
+        let k = names.len();
+        let scores = logits
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        let probs = eval::softmax_rows(&scores, k)?;
+        let mut video = vec![0f32; k];
+        for v in 0..views {
+            for c in 0..k {
+                video[c] += probs[v * k + c] / views as f32;
+            }
+        }
+        let top = |p: &[f32]| {
+            let best = p
+                .iter()
+                .enumerate()
+                .fold(0, |b, (i, x)| if *x > p[b] { i } else { b });
+            names[best].clone()
+        };
+        let timeline = windows
+            .iter()
+            .enumerate()
+            .map(|(w, &(a, b))| {
+                let p = probs[(views + w) * k..(views + w + 1) * k].to_vec();
+                WindowPrediction {
+                    start: a,
+                    end: b,
+                    start_s: fps.map(|f| a as f64 / f),
+                    top: top(&p),
+                    probs: p,
+                }
+            })
+            .collect();
+        out.push(Prediction {
+            path: path.clone(),
+            top: top(&video),
+            probs: video,
+            timeline,
+            error: None,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok((out, prep.classes))
+}

@@ -1,0 +1,314 @@
+//! The run config: one TOML file saying which backbone, which data, how clips are cut, which
+//! method, how to train and how to test. Presets live under `configs/`.
+//!
+//! ```toml
+//! backbone = "openai/clip-vit-base-patch16"   # folder, .safetensors file or hub id
+//! out = "runs/fe_adapter_dfew"                # run folder (default: runs/<config name>)
+//!
+//! [data]                                      # see data::config::DatasetConfig
+//! format = "dfew"
+//! root = "/data/DFEW/Clip/clip_224x224"
+//! annotations = "/data/DFEW/EmoLabel_DataSplit"
+//! fold = 1
+//!
+//! [sampling]                                  # segment | interval
+//! kind = "segment"
+//! frames = 16
+//!
+//! [spatial]                                   # size defaults to the backbone's input size,
+//! short_side = 256                            # mean/std to the backbone's
+//!
+//! [method]
+//! kind = "fe_adapter"
+//!
+//! [train]                                     # see train::TrainSettings
+//! epochs = 30
+//!
+//! [eval]
+//! temporal_views = 2
+//! spatial_views = 3
+//! ```
+//! Command-line overrides (`--set train.lr=3e-4`, `--epochs 5`, ...) are applied to the
+//! parsed TOML before it is checked, so they are validated exactly like the file.
+//! Relative paths (backbone, out, data paths) resolve against the config file's folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::run::TrainSettings;
+use crate::data::config::DatasetConfig;
+use crate::data::sampling::Sampling;
+use crate::data::transform::SpatialConfig;
+use crate::error::{Error, Result};
+use crate::methods::MethodConfig;
+
+/// Spatial settings as written in a run config; unset fields come from the backbone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SpatialSection {
+    /// Input side (default: the backbone's `image_size`).
+    pub size: Option<usize>,
+    /// Training: short side before the random crop (default 256, or `size * 8 / 7` when
+    /// `size` is small).
+    pub short_side: Option<usize>,
+    /// Training: crop area range (default `[0.08, 1.0]`).
+    pub area: Option<[f64; 2]>,
+    /// Training: crop aspect-ratio range (default `[3/4, 4/3]`).
+    pub ratio: Option<[f64; 2]>,
+    /// Normalisation mean (default: the backbone's).
+    pub mean: Option<[f32; 3]>,
+    /// Normalisation std (default: the backbone's).
+    pub std: Option<[f32; 3]>,
+}
+
+impl SpatialSection {
+    /// The full spatial config for a backbone with input side `image_size` and the given
+    /// mean/std; `flip` comes from the dataset.
+    pub fn resolve(
+        &self,
+        image_size: usize,
+        mean: [f32; 3],
+        std: [f32; 3],
+        flip: bool,
+    ) -> SpatialConfig {
+        let size = self.size.unwrap_or(image_size);
+        SpatialConfig {
+            size,
+            short_side: self
+                .short_side
+                .unwrap_or(if size >= 224 { 256 } else { size * 8 / 7 }),
+            area: self.area.unwrap_or([0.08, 1.0]),
+            ratio: self.ratio.unwrap_or([3.0 / 4.0, 4.0 / 3.0]),
+            flip,
+            mean: self.mean.unwrap_or(mean),
+            std: self.std.unwrap_or(std),
+        }
+    }
+}
+
+/// How a model is tested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSettings {
+    /// Temporal clips per video at test time (default 1).
+    #[serde(default = "one")]
+    pub temporal_views: usize,
+    /// Spatial crops per clip at test time: 1 (centre) or 3 (default 1).
+    #[serde(default = "one")]
+    pub spatial_views: usize,
+    /// Choose checkpoints on the test split, as peer DFER repositories do (default off:
+    /// validation is separate). Reports say so when it is on.
+    #[serde(default)]
+    pub val_on_test: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        EvalSettings {
+            temporal_views: 1,
+            spatial_views: 1,
+            val_on_test: false,
+        }
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Backbone folder, file or hub id.
+    pub backbone: String,
+    /// Run folder.
+    pub out: PathBuf,
+    /// The dataset.
+    pub data: DatasetConfig,
+    /// Temporal sampling.
+    pub sampling: Sampling,
+    /// Spatial settings.
+    #[serde(default)]
+    pub spatial: SpatialSection,
+    /// The method.
+    pub method: MethodConfig,
+    /// Training settings.
+    #[serde(default)]
+    pub train: TrainSettings,
+    /// Test protocol.
+    #[serde(default)]
+    pub eval: EvalSettings,
+}
+
+/// Everything but `[data]`, which `DatasetConfig` reads itself.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rest {
+    backbone: String,
+    out: Option<PathBuf>,
+    #[allow(dead_code)]
+    data: toml::Value,
+    sampling: Sampling,
+    #[serde(default)]
+    spatial: SpatialSection,
+    method: MethodConfig,
+    #[serde(default)]
+    train: TrainSettings,
+    #[serde(default)]
+    eval: EvalSettings,
+}
+
+/// Sets `key` (dotted, e.g. `train.lr`) to `value` (TOML syntax; bare words are strings).
+pub fn apply_override(
+    doc: &mut toml::Value,
+    key: &str,
+    value: &str,
+) -> std::result::Result<(), String> {
+    let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut node = doc;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let table = node
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}`: `{}` is not a table", parts[..i].join(".")))?;
+        if i + 1 == parts.len() {
+            table.insert(part.to_string(), parsed);
+            return Ok(());
+        }
+        node = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    Err(format!("`{key}`: empty key"))
+}
+
+impl RunConfig {
+    /// Reads `path`, applies `overrides` (`(dotted key, TOML value)`), checks every field.
+    /// Errors name the file, the field and what is allowed.
+    pub fn from_file(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut doc: toml::Value = toml::from_str(&text)
+            .map_err(|e| Error::format(path, format!("not valid TOML: {e}")))?;
+        for (k, v) in overrides {
+            apply_override(&mut doc, k, v).map_err(|r| Error::config(path, k.clone(), r))?;
+        }
+        Self::from_value(doc, path)
+    }
+
+    /// Checks an already-parsed document that came from `path`.
+    pub fn from_value(doc: toml::Value, path: &Path) -> Result<Self> {
+        let data_table = doc.get("data").cloned().ok_or_else(|| {
+            Error::config(
+                path,
+                "data",
+                "there is no [data] table; it needs at least `format` and `root`",
+            )
+        })?;
+        let data = DatasetConfig::from_toml_table(&data_table, path)?;
+        let rest: Rest = serde_path_to_error::deserialize(doc).map_err(|e| {
+            let field = e.path().to_string();
+            Error::config(path, field, e.inner().to_string())
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        // A backbone that exists relative to the config is a path; anything else is a hub id
+        // (or an absolute path), left as written.
+        let backbone =
+            if Path::new(&rest.backbone).is_relative() && base.join(&rest.backbone).exists() {
+                base.join(&rest.backbone).to_string_lossy().into_owned()
+            } else {
+                rest.backbone
+            };
+        let out = match rest.out {
+            Some(o) if o.is_relative() => base.join(o),
+            Some(o) => o,
+            None => base.join("runs").join(
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "run".into()),
+            ),
+        };
+        let cfg = RunConfig {
+            backbone,
+            out,
+            data,
+            sampling: rest.sampling,
+            spatial: rest.spatial,
+            method: rest.method,
+            train: rest.train,
+            eval: rest.eval,
+        };
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let t = &self.train;
+        let positive = [
+            ("train.epochs", t.epochs),
+            ("train.batch_size", t.batch_size),
+            ("train.accumulate", t.accumulate),
+            ("sampling.frames", self.sampling.frames()),
+            ("eval.temporal_views", self.eval.temporal_views),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(Error::config(path, field, "must be at least 1"));
+            }
+        }
+        if !matches!(self.eval.spatial_views, 1 | 3) {
+            return Err(Error::config(
+                path,
+                "eval.spatial_views",
+                format!(
+                    "{}: allowed values are 1 (centre crop) and 3 (three crops)",
+                    self.eval.spatial_views
+                ),
+            ));
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return Err(Error::config(
+                path,
+                "train.lr",
+                format!("{} must be a positive number", t.lr),
+            ));
+        }
+        if !(0.0..1.0).contains(&t.label_smoothing) {
+            return Err(Error::config(
+                path,
+                "train.label_smoothing",
+                format!("{} is not in [0, 1)", t.label_smoothing),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The config as JSON (stored in checkpoints so `eval` and `predict` can rebuild the run).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("run config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_sets_nested_typed_values() {
+        let mut doc: toml::Value = toml::from_str("[train]\nlr = 1.0").unwrap();
+        apply_override(&mut doc, "train.lr", "3e-4").unwrap();
+        apply_override(&mut doc, "method.kind", "st_adapter").unwrap();
+        apply_override(&mut doc, "eval.spatial_views", "3").unwrap();
+        assert_eq!(doc["train"]["lr"].as_float(), Some(3e-4));
+        assert_eq!(doc["method"]["kind"].as_str(), Some("st_adapter"));
+        assert_eq!(doc["eval"]["spatial_views"].as_integer(), Some(3));
+        let err = apply_override(&mut doc, "train.lr.x", "1").unwrap_err();
+        assert!(err.contains("train.lr"), "{err}");
+    }
+}

@@ -1,0 +1,293 @@
+//! The train / eval / predict / info commands end to end through the built binary, on a
+//! raw-frame dataset in mmaction2's layout written here and the tiny committed ViT: the files
+//! a run leaves (checkpoints, log, plots, report), stop and resume, evaluation and prediction
+//! from the checkpoint alone, per-module parameter counts, and config errors that name the field.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn vidapter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vidapter"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Six 6-frame clips per split; class 1 brightens over time, class 0 darkens.
+fn dataset(root: &Path) {
+    for split in ["train", "val", "test"] {
+        let mut list = String::new();
+        for i in 0..6 {
+            let label = i % 2;
+            let rel = format!("frames/{split}{i}");
+            let dir = root.join(&rel);
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..6u32 {
+                let level = if label == 1 { f * 40 } else { 200 - f * 40 };
+                image::RgbImage::from_fn(40, 36, |x, y| {
+                    image::Rgb([level as u8, ((x * 5 + y * 3 + i * 11) % 256) as u8, 90])
+                })
+                .save(dir.join(format!("img_{:05}.png", f + 1)))
+                .unwrap();
+            }
+            list.push_str(&format!("{rel} 6 {label}\n"));
+        }
+        std::fs::write(root.join(format!("{split}.txt")), list).unwrap();
+    }
+    std::fs::write(root.join("classes.txt"), "darker\nbrighter\n").unwrap();
+}
+
+fn config(root: &Path, method: &str) -> std::path::PathBuf {
+    let backbone = common::fixture("vit");
+    let path = root.join(format!("{method}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"backbone = "{}"
+out = "runs/{method}"
+
+[data]
+format = "mmaction_rawframes"
+root = "."
+train = "train.txt"
+val = "val.txt"
+test = "test.txt"
+classes = "classes.txt"
+filename_tmpl = "img_{{:05}}.png"
+
+[sampling]
+kind = "segment"
+frames = 4
+
+[spatial]
+size = 32
+
+[method]
+kind = "{method}"
+bottleneck = 4
+
+[train]
+epochs = 2
+batch_size = 3
+lr = 0.01
+workers = 2
+
+[eval]
+temporal_views = 2
+spatial_views = 3
+"#,
+            backbone.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn train_eval_predict_from_a_run_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    dataset(root);
+    let cfg = config(root, "fe_adapter");
+    let cfg = cfg.to_str().unwrap();
+    // Stopped after one epoch, then resumed to the end.
+    let o = vidapter(&["train", cfg, "-q", "--stop-after", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = root.join("runs/fe_adapter");
+    assert!(run.join("last.safetensors").exists());
+    let o = vidapter(&["train", cfg, "-q", "--resume"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("test ") && out.contains("UAR"), "{out}");
+    for f in [
+        "best.safetensors",
+        "last.safetensors",
+        "metrics.jsonl",
+        "report.json",
+        "config.json",
+        "training_loss.png",
+        "validation.png",
+        "eval_test.json",
+        "confusion_test.png",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing; {out}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["train"]["epochs"], 2);
+    let uar = report["test"]["uar"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&uar), "{report}");
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval_test.json")).unwrap())
+            .unwrap();
+    assert_eq!(eval["views"]["temporal"], 2);
+    assert_eq!(eval["views"]["spatial"], 3);
+
+    // eval from the checkpoint alone, another split, one view.
+    let best = run.join("best.safetensors");
+    let o = vidapter(&[
+        "eval",
+        best.to_str().unwrap(),
+        "--split",
+        "val",
+        "--temporal-views",
+        "1",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("val: 6 clips"), "{}", text(&o));
+    assert!(run.join("confusion_val.png").exists());
+
+    // predict: a frame folder with a timeline, and a missing input reported in its row.
+    let clip = root.join("frames/test1");
+    let o = vidapter(&[
+        "predict",
+        "--checkpoint",
+        best.to_str().unwrap(),
+        clip.to_str().unwrap(),
+        "--timeline",
+        "4",
+        "--stride",
+        "2",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["classes"], serde_json::json!(["darker", "brighter"]));
+    let probs: Vec<f64> = p["predictions"][0]["probs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{probs:?}");
+    let windows = p["predictions"][0]["timeline"].as_array().unwrap();
+    assert_eq!(
+        windows.len(),
+        2,
+        "6 frames, windows of 4 every 2: [0,4) [2,6)"
+    );
+    assert_eq!(windows[1]["start"], 2);
+    let missing = root.join("nope.mp4");
+    let o = vidapter(&[
+        "predict",
+        "--checkpoint",
+        best.to_str().unwrap(),
+        clip.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let csv = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        csv.starts_with("path,window_start,window_end,top,darker,brighter"),
+        "{csv}"
+    );
+    assert!(csv.contains("nope.mp4,,,error:"), "{csv}");
+}
+
+#[test]
+fn linear_probe_trains_and_reports_its_parameter_share() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    dataset(root);
+    let cfg = config(root, "linear_probe");
+    let text_cfg = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("bottleneck = 4\n", "");
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let o = vidapter(&["train", cfg.to_str().unwrap(), "-q", "--epochs", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Head only: 32 * 2 + 2 trainable.
+    assert!(text(&o).contains("66 trainable of"), "{}", text(&o));
+}
+
+#[test]
+fn info_counts_parameters_per_module() {
+    let backbone = common::fixture("vit");
+    let o = vidapter(&[
+        "info",
+        "--backbone",
+        backbone.to_str().unwrap(),
+        "--method",
+        "st_adapter",
+        "--classes",
+        "5",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Tiny ViT: C = 32, r = 384 by default, 3 blocks: 32*384+384 + 384*3+384 + 384*32+32.
+    let per_adapter = 32 * 384 + 384 + 384 * 3 + 384 + 384 * 32 + 32;
+    let head = 32 * 5 + 5;
+    assert_eq!(v["trainable"], 3 * per_adapter + head);
+    let modules = v["modules"].as_array().unwrap();
+    assert_eq!(modules[0]["module"], "backbone");
+    assert_eq!(modules[0]["trainable"], false);
+}
+
+#[test]
+fn config_errors_name_the_field_and_the_allowed_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    dataset(root);
+    let cfg = config(root, "fe_adapter");
+    let cfg_s = cfg.to_str().unwrap();
+    let o = vidapter(&["train", cfg_s, "--set", "method.kernel=[2, 3, 3]"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("method.kernel") && text(&o).contains("odd"),
+        "{}",
+        text(&o)
+    );
+    let o = vidapter(&["train", cfg_s, "--set", "method.kind=fe_adaptor"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("fe_adapter"), "{}", text(&o));
+    let o = vidapter(&["train", cfg_s, "--set", "eval.spatial_views=2"]);
+    assert!(
+        text(&o).contains("eval.spatial_views") && text(&o).contains("1 (centre crop)"),
+        "{}",
+        text(&o)
+    );
+    let o = vidapter(&["train", cfg_s, "--set", "train.epoch=3"]);
+    assert!(text(&o).contains("epoch"), "{}", text(&o));
+}
+
+#[test]
+fn every_preset_parses_and_validates() {
+    use vidapter::train::config::RunConfig;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    // The presets name dataset folders of the machine they are used on; point those at a
+    // folder that exists so that everything else in them is checked.
+    let tmp = tempfile::tempdir().unwrap();
+    let here = format!("{:?}", tmp.path().display().to_string());
+    let ov = vec![
+        ("data.root".to_string(), here.clone()),
+        ("data.annotations".to_string(), here),
+    ];
+    let mut n = 0;
+    for method in std::fs::read_dir(&dir).unwrap() {
+        for f in std::fs::read_dir(method.unwrap().path()).unwrap() {
+            let path = f.unwrap().path();
+            let cfg = RunConfig::from_file(&path, &ov).unwrap_or_else(|e| panic!("{e}"));
+            // Twelve ViT-B/16 blocks: the method fields must fit them.
+            cfg.method
+                .validate(12)
+                .unwrap_or_else(|(f, r)| panic!("{}: method.{f}: {r}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "{n} presets");
+}
