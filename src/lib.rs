@@ -11,7 +11,8 @@
 //! - [`train`]: loss, optimiser, schedules, checkpoints, the training loop;
 //! - [`data`]: decoding, sampling, transforms, the loader, the dataset checker;
 //! - [`compare`]: tensor-by-tensor relative error between two safetensors files;
-//! - [`bench`]: timing against PyTorch in the same run;
+//! - [`bench`]: timing against PyTorch in the same run; [`bench_train`]: a training step of
+//!   each method, its time and peak memory;
 //! - [`device`]: `--device cpu | vulkan:N | cuda:N`;
 //! - [`eval`]: metrics (UAR, WAR, top-k), multi-view aggregation, plots and report tables;
 //! - [`error`]: the error type, which always names the file, tensor or field at fault.
@@ -20,6 +21,7 @@
 
 pub mod backbone;
 pub mod bench;
+pub mod bench_train;
 pub mod compare;
 pub mod data;
 pub mod device;

@@ -11,7 +11,7 @@ use vidapter::backbone::{Backbone, Layout};
 use vidapter::data::config::{DatasetConfig, Split};
 use vidapter::methods::{MethodConfig, VideoClassifier};
 use vidapter::train::config::RunConfig;
-use vidapter::{bench, compare, device, experiment, extract};
+use vidapter::{bench, bench_train, compare, device, experiment, extract};
 
 /// Parameter-efficient image-to-video transfer learning: frozen image models (CLIP, DINOv2,
 /// ViT) adapted to video.
@@ -198,6 +198,56 @@ enum DataWhat {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// One training step of each method on the same backbone and batch, each method in a
+    /// process of its own: step time, clips/s, peak memory (the process's own VmHWM).
+    Train {
+        /// Methods, comma-separated (names, or run configs whose [method] is used).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "linear_probe,st_adapter,fe_adapter,full_finetune"
+        )]
+        methods: Vec<String>,
+        /// Backbone (default: ViT-B/16 shapes, random weights).
+        #[arg(long)]
+        backbone: Option<String>,
+        /// Clips per step.
+        #[arg(long, default_value_t = 2)]
+        batch: usize,
+        /// Frames per clip.
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        /// Input side (default: the backbone's).
+        #[arg(long)]
+        size: Option<usize>,
+        /// Timed steps per method (after one untimed).
+        #[arg(long, default_value_t = 2)]
+        steps: usize,
+        /// Head classes.
+        #[arg(long, default_value_t = 400)]
+        classes: usize,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// (Used by `bench train`.) One method's steps in this process; prints JSON figures.
+    #[command(hide = true)]
+    TrainStep {
+        #[arg(long)]
+        method: String,
+        #[arg(long)]
+        backbone: Option<String>,
+        #[arg(long)]
+        batch: usize,
+        #[arg(long)]
+        frames: usize,
+        #[arg(long)]
+        size: Option<usize>,
+        #[arg(long)]
+        steps: usize,
+        #[arg(long)]
+        classes: usize,
+    },
     /// ViT-B/16 forward (random weights) on one clip; PyTorch alongside when installed.
     Backbone {
         /// Frames per clip.
@@ -561,6 +611,97 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Bench { what } => match what {
+            BenchWhat::TrainStep {
+                method,
+                backbone,
+                batch,
+                frames,
+                size,
+                steps,
+                classes,
+            } => {
+                let opts = bench_train::StepBench {
+                    backbone,
+                    batch,
+                    frames,
+                    size,
+                    steps: steps.max(1),
+                    classes,
+                };
+                let f = bench_train::train_step(&parse_method(&method)?, &opts, &device)?;
+                println!("{}", serde_json::to_string(&f)?);
+            }
+            BenchWhat::Train {
+                methods,
+                backbone,
+                batch,
+                frames,
+                size,
+                steps,
+                classes,
+                json,
+            } => {
+                let opts = bench_train::StepBench {
+                    backbone: backbone.clone(),
+                    batch,
+                    frames,
+                    size,
+                    steps: steps.max(1),
+                    classes,
+                };
+                let exe = std::env::current_exe().context("locating the vidapter binary")?;
+                let quiet = cli.quiet;
+                let rows = bench_train::bench_train(&exe, &methods, &opts, &cli.device, |m| {
+                    if !quiet {
+                        eprintln!("timing {m} ...");
+                    }
+                })?;
+                let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+                let full = rows.iter().find(|r| r.method == "full_finetune");
+                println!(
+                    "one training step, {} x {batch} clips x {frames} frames{}, {} on {}",
+                    backbone.as_deref().unwrap_or("ViT-B/16 (random weights)"),
+                    size.map(|s| format!(" at {s} px")).unwrap_or_default(),
+                    cli.device,
+                    std::env::consts::ARCH
+                );
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.method.clone(),
+                            r.trainable.to_string(),
+                            format!("{:.2}", r.step_s),
+                            format!("{:.2}", r.clips_per_s),
+                            format!("{:.0}", mib(r.peak_bytes)),
+                            format!("{:.0}", mib(r.peak_bytes.saturating_sub(r.rss_model_bytes))),
+                            full.map_or("-".into(), |f| {
+                                format!("{:.2}", r.peak_bytes as f64 / f.peak_bytes.max(1) as f64)
+                            }),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    vidapter::eval::plain_table(
+                        &[
+                            "method",
+                            "trainable",
+                            "s/step",
+                            "clips/s",
+                            "peak MiB",
+                            "training MiB",
+                            "peak / full FT"
+                        ],
+                        &table
+                    )
+                );
+                println!("training MiB = peak minus resident memory once the model is built");
+                if let Some(path) = json {
+                    std::fs::write(&path, serde_json::to_string_pretty(&rows)?)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
             BenchWhat::Data {
                 videos,
                 seconds,

@@ -291,3 +291,39 @@ fn every_preset_parses_and_validates() {
     }
     assert!(n >= 5, "{n} presets");
 }
+
+#[test]
+fn bench_train_measures_every_method_in_its_own_process() {
+    let backbone = common::fixture("vit");
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("b.json");
+    let o = vidapter(&[
+        "-q",
+        "bench",
+        "train",
+        "--backbone",
+        backbone.to_str().unwrap(),
+        "--methods",
+        "linear_probe,fe_adapter,full_finetune",
+        "--frames",
+        "2",
+        "--steps",
+        "1",
+        "--classes",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        assert!(r["peak_bytes"].as_u64().unwrap() >= r["rss_model_bytes"].as_u64().unwrap());
+        assert!(r["step_s"].as_f64().unwrap() > 0.0);
+    }
+    // Only the head trains in the probe; everything in full fine-tuning.
+    assert_eq!(rows[0]["trainable"], 32 * 3 + 3);
+    assert_eq!(rows[2]["trainable"], rows[2]["total"]);
+}
