@@ -17,6 +17,7 @@ pub mod check;
 pub mod decode;
 pub mod loader;
 pub mod sampling;
+pub mod synth;
 pub mod transform;
 
 use std::fmt;
