@@ -157,6 +157,47 @@ enum Command {
         #[arg(long, default_value_t = 1e-4)]
         tolerance: f64,
     },
+    /// Generate a synthetic video dataset (real encoded videos) that only temporal models can
+    /// learn: faces whose expression follows a time course, or objects moving or turning.
+    Synth {
+        /// Which dataset: `expressions` (8 classes) or `motion` (6 classes).
+        #[arg(long)]
+        kind: vidapter::data::synth::SynthKind,
+        /// Output folder (created; an earlier synth output there is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Training clips per class [default: 24].
+        #[arg(long)]
+        train: Option<usize>,
+        /// Validation clips per class [default: 8].
+        #[arg(long)]
+        val: Option<usize>,
+        /// Test clips per class [default: 8].
+        #[arg(long)]
+        test: Option<usize>,
+        /// Frames per clip [default: 16].
+        #[arg(long)]
+        frames: Option<usize>,
+        /// Side of the square frames in pixels, even [default: 64].
+        #[arg(long)]
+        size: Option<usize>,
+        /// Frame rate stored in the videos [default: 8].
+        #[arg(long)]
+        fps: Option<u32>,
+        /// Random seed [default: 0].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write folders of numbered JPEG frames instead of MP4 videos.
+        #[arg(long)]
+        frames_only: bool,
+        /// Expressions only: still images per class (neutral, smile, frown) for image
+        /// pre-training [default: 0].
+        #[arg(long)]
+        peak_images: Option<usize>,
+        /// Write into a non-empty folder that is not an earlier synth output.
+        #[arg(long)]
+        force: bool,
+    },
     /// Benchmarks against PyTorch in the same run.
     Bench {
         #[command(subcommand)]
@@ -609,6 +650,69 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return data_check(
                 &config, &split, frames, workers, bad_list, strict, cli.quiet,
             );
+        }
+        Command::Synth {
+            kind,
+            out,
+            train,
+            val,
+            test,
+            frames,
+            size,
+            fps,
+            seed,
+            frames_only,
+            peak_images,
+            force,
+        } => {
+            use vidapter::data::synth::{self, SynthConfig, SynthMedia};
+            let d = SynthConfig::default();
+            let cfg = SynthConfig {
+                kind,
+                train: train.unwrap_or(d.train),
+                val: val.unwrap_or(d.val),
+                test: test.unwrap_or(d.test),
+                frames: frames.unwrap_or(d.frames),
+                size: size.unwrap_or(d.size),
+                fps: fps.unwrap_or(d.fps),
+                seed: seed.unwrap_or(d.seed),
+                media: if frames_only {
+                    SynthMedia::Frames
+                } else {
+                    SynthMedia::Video
+                },
+                peak_images: peak_images.unwrap_or(d.peak_images),
+            };
+            let start = std::time::Instant::now();
+            let s = if force {
+                synth::generate_forced(&cfg, &out, !cli.quiet)?
+            } else {
+                synth::generate(&cfg, &out, !cli.quiet)?
+            };
+            let c = &s.counts;
+            println!(
+                "{}: {} classes, {} train + {} val + {} test clips of {} frames {}x{} at {} fps, {} ({:.1} s)",
+                s.kind,
+                s.classes.len(),
+                c.train,
+                c.val,
+                c.test,
+                s.frames,
+                s.size,
+                s.size,
+                cfg.fps,
+                s.codec,
+                start.elapsed().as_secs_f64()
+            );
+            println!("classes: {}", s.classes.join(" "));
+            if c.images > 0 {
+                println!(
+                    "still images: {} ({}), listed in images.txt",
+                    c.images,
+                    s.image_classes.join(" ")
+                );
+            }
+            println!("wrote {}", out.join("dataset.toml").display());
         }
         Command::Bench { what } => match what {
             BenchWhat::TrainStep {

@@ -22,6 +22,7 @@ pub(crate) mod formats;
 pub mod loader;
 pub mod report;
 pub mod sampling;
+pub mod synth;
 pub mod transform;
 
 use std::fmt;

@@ -1,6 +1,7 @@
 //! FFmpeg initialisation and its log: FFmpeg never writes to stderr; its warnings and errors
-//! go to `tracing` (target `vidapter::ffmpeg`, level debug) and, while a decode runs on the
-//! current thread, into that decode's [`Capture`] so they can be quoted in its report.
+//! go to `tracing` (target `vidapter::ffmpeg`, level debug) and, while a decode (or an encode
+//! of `data::synth`) runs on the current thread, into its [`Capture`] so they can be quoted
+//! in its report.
 //!
 //! Why a callback rather than `av_log_set_level(QUIET)`: FFmpeg's own words ("moov atom not
 //! found", "partial file") are the most useful part of a report on a damaged file.
@@ -22,7 +23,7 @@ thread_local! {
 }
 
 /// Initialises FFmpeg once per process and routes its log away from stderr.
-pub(super) fn init() {
+pub(crate) fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         // In FFmpeg >= 5 this only registers error strings; it cannot fail in practice, and
@@ -34,17 +35,17 @@ pub(super) fn init() {
 }
 
 /// Collects FFmpeg's warnings and errors logged on this thread until dropped.
-pub(super) struct Capture(());
+pub(crate) struct Capture(());
 
 impl Capture {
     /// Starts collecting (replacing any capture already running on this thread).
-    pub(super) fn start() -> Capture {
+    pub(crate) fn start() -> Capture {
         CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
         Capture(())
     }
 
     /// The messages collected so far.
-    pub(super) fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         CAPTURED.with(|c| c.borrow().clone().unwrap_or_default())
     }
 }

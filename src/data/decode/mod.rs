@@ -25,7 +25,7 @@
 //! [`DecodeErrorKind::Timeout`].
 
 mod convert;
-mod ffmpeg_log;
+pub(crate) mod ffmpeg_log;
 mod frames;
 mod video;
 
