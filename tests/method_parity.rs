@@ -1,0 +1,363 @@
+//! Method parity: every adaptation method, built by vidapter around the tiny committed
+//! backbones, gives PyTorch's logits and loss (relative error <= 1e-4) and PyTorch's gradient
+//! for every trainable tensor (<= 1e-3), on the same weights and clips.
+//!
+//! The references come from `scripts/make_method_fixtures.py`, which runs the PyTorch +
+//! transformers re-implementation in `reference/vidapter_ref/` (versions in
+//! `tests/fixtures/methods/VERSIONS.txt`). Each `tests/fixtures/methods/<backbone>-<case>.safetensors`
+//! holds the clips, labels, the trainable tensors (`model.<path>`, vidapter's orientation),
+//! PyTorch's `logits`, `loss` and `grad.<path>`, and as JSON metadata (`vidapter_parity`) the
+//! `[method]` table, the backbone fixture's name, the number of classes and label smoothing.
+//! For full fine-tuning the backbone's trainable tensors are the backbone fixture's own, so
+//! the file holds only the head's; the rest are taken from the loaded backbone.
+//!
+//! Errors are `‖a − b‖ / ‖b‖` per tensor; each case prints its worst ones (`--nocapture`).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use vidapter::backbone::Backbone;
+use vidapter::methods::{MethodConfig, VideoClassifier};
+use vidapter::train::checkpoint::{apply_trainable, trainable_values};
+use vidapter::train::loss::cross_entropy;
+
+/// Logits and loss.
+const OUT_TOL: f64 = 1e-4;
+/// Gradients.
+const GRAD_TOL: f64 = 1e-3;
+
+/// Every fixture, as `<backbone>-<case>`; `every_fixture_file_is_checked` keeps this list
+/// and the folder in step.
+const CASES: [&str; 15] = [
+    "vit-fe_adapter",
+    "vit-st_adapter",
+    "vit-st_adapter_both",
+    "vit-linear_probe",
+    "vit-full_finetune",
+    "clip_vision_f16-fe_adapter",
+    "clip_vision_f16-st_adapter",
+    "clip_vision_f16-st_adapter_both",
+    "clip_vision_f16-linear_probe",
+    "clip_vision_f16-full_finetune",
+    "dinov2_bf16-fe_adapter",
+    "dinov2_bf16-st_adapter",
+    "dinov2_bf16-st_adapter_both",
+    "dinov2_bf16-linear_probe",
+    "dinov2_bf16-full_finetune",
+];
+
+fn methods_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/methods")
+}
+
+type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// One fixture file, decoded.
+struct Fixture {
+    path: PathBuf,
+    method: MethodConfig,
+    backbone: String,
+    classes: usize,
+    smoothing: f64,
+    clips: (Vec<usize>, Vec<f32>),
+    labels: Vec<usize>,
+    /// `model.*` without the prefix.
+    model: Tensors,
+    /// `grad.*` without the prefix.
+    grads: Tensors,
+    logits: Vec<f32>,
+    loss: f32,
+}
+
+fn floats(dtype: Dtype, bytes: &[u8], key: &str) -> Vec<f32> {
+    match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
+        // f16 values are exact in f32: the reference ran on exactly these.
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes(b.try_into().unwrap()).to_f32())
+            .collect(),
+        other => panic!("{key}: dtype {other:?}, expected F32 or F16"),
+    }
+}
+
+fn read_fixture(case: &str) -> Fixture {
+    let path = methods_dir().join(format!("{case}.safetensors"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run scripts/make_method_fixtures.py)",
+            path.display()
+        )
+    });
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header
+        .metadata()
+        .clone()
+        .unwrap_or_else(|| panic!("{}: no metadata", path.display()));
+    let info: serde_json::Value = meta
+        .get("vidapter_parity")
+        .map(|j| serde_json::from_str(j).unwrap())
+        .unwrap_or_else(|| panic!("{}: metadata has no `vidapter_parity`", path.display()));
+    let field = |k: &str| -> &serde_json::Value {
+        info.get(k)
+            .unwrap_or_else(|| panic!("{}: metadata has no `{k}`", path.display()))
+    };
+    let method: MethodConfig = serde_json::from_value(field("method").clone())
+        .unwrap_or_else(|e| panic!("{}: metadata `method`: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut raw: HashMap<String, (Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+        .collect();
+    let mut take = |k: &str| -> (Vec<usize>, Vec<f32>) {
+        let (dtype, shape, bytes) = raw
+            .remove(k)
+            .unwrap_or_else(|| panic!("{}: no tensor `{k}`", path.display()));
+        (shape, floats(dtype, &bytes, k))
+    };
+    let clips = take("clips");
+    let (_, logits) = take("logits");
+    let (_, loss) = take("loss");
+    let (dtype, _, bytes) = raw.remove("labels").expect("labels");
+    assert_eq!(dtype, Dtype::I64, "labels");
+    let labels = bytes
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as usize)
+        .collect();
+    let (mut model, mut grads) = (Tensors::new(), Tensors::new());
+    for (k, (dtype, shape, bytes)) in raw {
+        let v = (shape, floats(dtype, &bytes, &k));
+        if let Some(p) = k.strip_prefix("model.") {
+            model.insert(p.to_string(), v);
+        } else if let Some(p) = k.strip_prefix("grad.") {
+            grads.insert(p.to_string(), v);
+        } else {
+            panic!("{}: unexpected tensor `{k}`", path.display());
+        }
+    }
+    Fixture {
+        method,
+        backbone: field("backbone").as_str().unwrap().to_string(),
+        classes: field("classes").as_u64().unwrap() as usize,
+        smoothing: field("label_smoothing").as_f64().unwrap(),
+        clips,
+        labels,
+        model,
+        grads,
+        logits,
+        loss: loss[0],
+        path,
+    }
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// Gradients of every parameter that has one, by path.
+fn grads_by_path(model: &VideoClassifier, grads: &Gradients) -> BTreeMap<String, Vec<f32>> {
+    struct G<'a>(Vec<String>, &'a Gradients, BTreeMap<String, Vec<f32>>);
+    impl ModuleVisitor for G<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = p.val().grad(self.1) {
+                self.2.insert(self.0.join("."), to_vec(g));
+            }
+        }
+    }
+    let mut g = G(Vec::new(), grads, BTreeMap::new());
+    model.visit(&mut g);
+    g.2
+}
+
+/// Builds the fixture's model in vidapter, runs forward and backward on the autodiff device
+/// and compares everything with PyTorch; panics with the offending tensor and its error.
+fn check(case: &str) {
+    let fx = read_fixture(case);
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    let bb = Backbone::load(common::fixture(&fx.backbone).to_str().unwrap(), &device)
+        .unwrap()
+        .model;
+    if let Err((field, why)) = fx.method.validate(bb.config().num_layers) {
+        panic!("{case}: [method] {field}: {why}");
+    }
+    let model = VideoClassifier::new(bb, &fx.method, fx.classes, 0, &device);
+    let mut weights = fx.model.clone();
+    if matches!(fx.method, MethodConfig::FullFinetune(_)) {
+        // The backbone's trainable tensors are the backbone fixture's own (not repeated).
+        for (k, v) in trainable_values(&model.clone().train()) {
+            if k.starts_with("backbone.") {
+                weights.entry(k).or_insert(v);
+            }
+        }
+    }
+    let model = apply_trainable(model, &weights, &fx.path, fx.method.name())
+        .unwrap_or_else(|e| panic!("{case}: {e}"))
+        .train();
+
+    let (shape, clips) = fx.clips.clone();
+    let x = Tensor::<5>::from_data(TensorData::new(clips, shape), &ad);
+    let logits = model.forward(x, None);
+    let loss = cross_entropy(logits.clone(), &fx.labels, fx.smoothing);
+    let grads = loss.backward();
+    let got = grads_by_path(&model, &grads);
+
+    let e_logits = common::rel_err(&to_vec(logits), &fx.logits);
+    let e_loss = common::rel_err(&to_vec(loss), &[fx.loss]);
+    let mut worst = (0f64, String::new());
+    for (path, (_, want)) in &fx.grads {
+        let g = got
+            .get(path)
+            .unwrap_or_else(|| panic!("{case}: PyTorch has a gradient for {path}, vidapter none"));
+        assert_eq!(g.len(), want.len(), "{case}: grad of {path}: element count");
+        let e = common::rel_err(g, want);
+        assert!(
+            e <= GRAD_TOL,
+            "{case}: gradient of {path}: relative error {e:.3e} > {GRAD_TOL:e}"
+        );
+        if e >= worst.0 {
+            worst = (e, path.clone());
+        }
+    }
+    // Trainable tensors without a PyTorch gradient (ViT's unused tanh pooler under full
+    // fine-tuning) must get none here either: a gradient would mean a different graph.
+    for path in weights.keys().filter(|p| !fx.grads.contains_key(*p)) {
+        if let Some(g) = got.get(path) {
+            assert!(
+                g.iter().all(|v| *v == 0.0),
+                "{case}: vidapter has a non-zero gradient for {path}, PyTorch none"
+            );
+        }
+    }
+    // Nothing outside the trainable set may receive a gradient.
+    for path in got.keys() {
+        assert!(
+            weights.contains_key(path),
+            "{case}: {path} got a gradient but is not trainable"
+        );
+    }
+    eprintln!(
+        "{case}: logits {e_logits:.2e}, loss {e_loss:.2e}, worst gradient {:.2e} ({}), {} gradients",
+        worst.0,
+        worst.1,
+        fx.grads.len()
+    );
+    assert!(
+        e_logits <= OUT_TOL,
+        "{case}: logits relative error {e_logits:.3e} > {OUT_TOL:e}"
+    );
+    assert!(
+        e_loss <= OUT_TOL,
+        "{case}: loss relative error {e_loss:.3e} > {OUT_TOL:e}"
+    );
+    assert!(!fx.grads.is_empty(), "{case}: fixture holds no gradient");
+}
+
+#[test]
+fn fe_adapter_with_gelu_on_vit_matches_pytorch() {
+    check("vit-fe_adapter");
+}
+
+#[test]
+fn st_adapter_before_attn_on_vit_matches_pytorch() {
+    check("vit-st_adapter");
+}
+
+#[test]
+fn st_adapter_both_placements_on_vit_matches_pytorch() {
+    check("vit-st_adapter_both");
+}
+
+#[test]
+fn linear_probe_on_vit_matches_pytorch() {
+    check("vit-linear_probe");
+}
+
+#[test]
+fn full_finetune_on_vit_matches_pytorch() {
+    check("vit-full_finetune");
+}
+
+#[test]
+fn fe_adapter_on_clip_matches_pytorch() {
+    check("clip_vision_f16-fe_adapter");
+}
+
+#[test]
+fn st_adapter_before_attn_on_clip_matches_pytorch() {
+    check("clip_vision_f16-st_adapter");
+}
+
+#[test]
+fn st_adapter_both_placements_3x3x3_on_clip_matches_pytorch() {
+    check("clip_vision_f16-st_adapter_both");
+}
+
+#[test]
+fn linear_probe_on_clip_matches_pytorch() {
+    check("clip_vision_f16-linear_probe");
+}
+
+#[test]
+fn full_finetune_on_clip_matches_pytorch() {
+    check("clip_vision_f16-full_finetune");
+}
+
+#[test]
+fn fe_adapter_ungated_last_blocks_on_dinov2_matches_pytorch() {
+    check("dinov2_bf16-fe_adapter");
+}
+
+#[test]
+fn st_adapter_on_chosen_blocks_of_dinov2_matches_pytorch() {
+    check("dinov2_bf16-st_adapter");
+}
+
+#[test]
+fn st_adapter_both_placements_on_dinov2_matches_pytorch() {
+    check("dinov2_bf16-st_adapter_both");
+}
+
+#[test]
+fn linear_probe_on_dinov2_matches_pytorch() {
+    check("dinov2_bf16-linear_probe");
+}
+
+#[test]
+fn full_finetune_on_dinov2_matches_pytorch() {
+    check("dinov2_bf16-full_finetune");
+}
+
+#[test]
+fn every_fixture_file_is_checked() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(methods_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".safetensors").map(String::from)
+        })
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = CASES.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "tests/fixtures/methods and CASES disagree: add a test per new fixture"
+    );
+}
