@@ -317,14 +317,17 @@ fn load_vit_like(s: &mut WeightStore, cfg: &VitConfig) -> Result<RawVit> {
         });
     }
     check_no_extra_layers(s, &layers, cfg)?;
-    let pooler = if cfg.pooler == Pooler::DenseTanh {
-        Some((
-            linear_w(s, &format!("{p}pooler.dense.weight"), c, c)?,
-            s.take(&format!("{p}pooler.dense.bias"), &[c])?,
-        ))
-    } else {
-        None
-    };
+    // `ViTModel(add_pooling_layer=False)` and `*ForImageClassification` files have no pooler:
+    // then `pooler_output` is the class token (Pooler::None, set by the caller).
+    let pooler =
+        if cfg.pooler == Pooler::DenseTanh && s.contains(&format!("{p}pooler.dense.weight")) {
+            Some((
+                linear_w(s, &format!("{p}pooler.dense.weight"), c, c)?,
+                s.take(&format!("{p}pooler.dense.bias"), &[c])?,
+            ))
+        } else {
+            None
+        };
     Ok(RawVit {
         patch_w: patch(
             s,

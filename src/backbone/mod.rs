@@ -86,6 +86,9 @@ impl Backbone {
             Layout::OpenAiClip => load_openai_clip::load(&mut store, &config)?,
             Layout::HuggingFace => load_hf::load(&mut store, &config)?,
         };
+        if config.arch == Architecture::Vit && raw.pooler.is_none() {
+            config.pooler = Pooler::None;
+        }
         let model = VisionTransformer::from_raw(raw, config.clone(), device);
         Ok(Backbone {
             model,
