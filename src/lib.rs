@@ -9,6 +9,7 @@
 //! - [`extract`]: hidden states of a pixel tensor, named as transformers names them;
 //! - [`methods`]: FE-Adapter, ST-Adapter, full fine-tuning, the linear probe; the video classifier;
 //! - [`train`]: loss, optimiser, schedules, checkpoints, the training loop;
+//! - [`demo`]: `vidapter demo`, the papers' story offline on synthetic videos;
 //! - [`data`]: decoding, sampling, transforms, the loader, the dataset checker;
 //! - [`compare`]: tensor-by-tensor relative error between two safetensors files;
 //! - [`bench`]: timing against PyTorch in the same run; [`bench_train`]: a training step of
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod bench_train;
 pub mod compare;
 pub mod data;
+pub mod demo;
 pub mod device;
 pub mod error;
 pub mod eval;

@@ -30,6 +30,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The papers' story offline, in minutes, on a CPU: synthetic expression videos, a small
+    /// image classifier trained on stills, every method adapting it, a report with plots.
+    Demo {
+        /// Output folder (everything goes here).
+        #[arg(long, default_value = "vidapter-demo")]
+        out: PathBuf,
+        /// A shorter run (a few minutes; what CI runs).
+        #[arg(long)]
+        quick: bool,
+        /// Seed of everything random.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Describe a backbone (architecture, parameters, input size, patch, levels, mean/std)
     /// and, with --method, a method on it: trainable and total parameters per module.
     Info {
@@ -414,6 +427,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print_info(&b);
             }
+        }
+        Command::Demo { out, quick, seed } => {
+            let opts = vidapter::demo::DemoOptions {
+                out: out.clone(),
+                quick,
+                seed,
+                progress: !cli.quiet,
+                exe: std::env::current_exe().context("locating the vidapter binary")?,
+                device_name: cli.device.clone(),
+            };
+            let report = vidapter::demo::run(&opts, &device)?;
+            println!(
+                "\nreport: {} (plots uar.png, memory.png; runs under {})",
+                report.report.display(),
+                out.join("runs").display()
+            );
         }
         Command::Train {
             config,
