@@ -7,7 +7,8 @@
 //! Map:
 //! - [`backbone`]: the one Vision Transformer, its configs, weight loading and hub resolution;
 //! - [`extract`]: hidden states of a pixel tensor, named as transformers names them;
-//! - [`methods`]: FE-Adapter, ST-Adapter, full fine-tuning, the linear probe; the video classifier;
+//! - [`methods`]: FE-Adapter, ST-Adapter, M-adapter, EVL, full fine-tuning, the linear probe;
+//!   the video classifier;
 //! - [`train`]: loss, optimiser, schedules, checkpoints, the training loop;
 //! - [`demo`]: `vidapter demo`, the papers' story offline on synthetic videos;
 //! - [`data`]: decoding, sampling, transforms, the loader, the dataset checker;

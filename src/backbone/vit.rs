@@ -150,6 +150,25 @@ impl Attention {
         let out = out.swap_dims(1, 2).reshape([b, l, c]); // [B, L, C]
         self.proj.forward(out)
     }
+
+    /// The per-head queries and keys of `x`, unscaled (`x W_q + b_q`, `x W_k + b_k`), as the
+    /// forward pass computes them; the values are not computed.
+    ///
+    /// # Shapes
+    /// - x: `[B, L, C]` -> (`[B, L, h, C/h]`, `[B, L, h, C/h]`)
+    pub fn query_key(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+        let [b, l, c] = x.dims();
+        let h = self.num_heads;
+        let w = self.qkv.weight.val().slice_dim(1, 0..2 * c); // [C, 2C]: q | k
+        let mut qk = x.matmul(w.unsqueeze::<3>()); // [B, L, 2C]
+        if let Some(bias) = &self.qkv.bias {
+            qk = qk + bias.val().slice_dim(0, 0..2 * c).unsqueeze::<3>();
+        }
+        let qk = qk.reshape([b, l, 2, h, c / h]); // [B, L, 2, h, C/h]
+        let q = qk.clone().slice_dim(2, 0..1).reshape([b, l, h, c / h]);
+        let k = qk.slice_dim(2, 1..2).reshape([b, l, h, c / h]);
+        (q, k)
+    }
 }
 
 /// The feed-forward part of a block.
@@ -214,6 +233,16 @@ impl Block {
     /// - x: `[B, L, C]` -> `[B, L, C]`
     pub fn attn_residual(&self, x: Tensor<3>) -> Tensor<3> {
         x.clone() + scale(self.attn.forward(self.norm1.forward(x)), &self.ls1)
+    }
+
+    /// The attention's per-head queries and keys for the block input `x` (from `LN1(x)`),
+    /// unscaled. For side branches that read attention maps (EVL's temporal
+    /// cross-attention); it changes nothing in the forward pass.
+    ///
+    /// # Shapes
+    /// - x: `[B, L, C]` -> (`[B, L, h, C/h]`, `[B, L, h, C/h]`)
+    pub fn query_key(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+        self.attn.query_key(self.norm1.forward(x))
     }
 
     /// The second half of [`Block::forward`]: `x + ls2 * MLP(LN2(x))`.
@@ -529,5 +558,62 @@ impl VisionTransformer {
     /// Total parameter count (all tensors, trainable or not).
     pub fn param_count(&self) -> usize {
         self.num_params()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_key_are_the_queries_and_keys_attention_uses() {
+        // Rebuild one block's attention from `query_key` plus the value slice of the fused
+        // projection; it must equal the block's own attention.
+        let device = Device::flex();
+        let mut cfg = VitConfig::vit_base_patch16_224();
+        (
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.intermediate_size,
+            cfg.num_layers,
+        ) = (16, 4, 32, 1);
+        (cfg.image_size, cfg.patch_size) = (8, 4);
+        let model = VisionTransformer::random(cfg, 1, &device);
+        let block = &model.blocks()[0];
+        let x = model.embed(Tensor::random(
+            [2, 3, 8, 8],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        )); // [2, 5, 16]
+        let xn = block.norm1.forward(x.clone());
+        let want = block.attn.forward(xn.clone());
+        let (q, k) = block.query_key(x); // [2, 5, 4, 4]
+        let w_v = block.attn.qkv.weight.val().slice_dim(1, 32..48);
+        let b_v = block
+            .attn
+            .qkv
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .slice_dim(0, 32..48);
+        let v = (xn.matmul(w_v.unsqueeze::<3>()) + b_v.unsqueeze::<3>()).reshape([2, 5, 4, 4]);
+        let heads = |t: Tensor<4>| t.swap_dims(1, 2); // [2, 4, 5, 4]
+        let scores = heads(q).matmul(heads(k).swap_dims(2, 3)) / 2.0; // sqrt(4)
+        let mixed = activation::softmax(scores, 3).matmul(heads(v)); // [2, 4, 5, 4]
+        let got = block
+            .attn
+            .proj
+            .forward(mixed.swap_dims(1, 2).reshape([2, 5, 16]));
+        let (got, want) = (
+            got.into_data().try_to_vec::<f32>().unwrap(),
+            want.into_data().try_to_vec::<f32>().unwrap(),
+        );
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err < 1e-5, "max abs diff {err}");
     }
 }

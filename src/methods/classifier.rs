@@ -9,8 +9,14 @@
 //! -> clip feature [B, C]: pool = CLIP's post-LN of cls (pooler_output), ViT/DINOv2's final-LN cls
 //!      linear probe:  mean_T(pool(cls_t))         (image features averaged over time)
 //!      in-backbone:   pool(mean_T(cls_t))         (ST-Adapter's code: ln_post after the mean)
+//!      M-adapter, EVL: the branch over the levels [`VideoClassifier::levels_needed`]
+//!                      ([B, d] resp. [B, C]; see m_adapter.rs, evl.rs)
 //! -> dropout -> fc [B, K]
 //! ```
+//!
+//! Side-branch methods split at the levels: [`VideoClassifier::frozen_levels`] runs the frozen
+//! backbone (no autodiff) and [`VideoClassifier::forward_from_levels`] runs what trains, so a
+//! feature cache can store the levels once and train the branch for many epochs.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::Linear;
@@ -20,8 +26,11 @@ use rand::rngs::StdRng;
 use rand_distr::{Bernoulli, Distribution, Normal};
 
 use super::adapter::ConvAdapter;
+use super::evl::Evl;
+use super::m_adapter::MAdapter;
 use super::{Family, MethodConfig, Placement};
 use crate::backbone::{Pooler, VisionTransformer};
+use crate::error::{Error, Result};
 
 /// Where each block's adapters are (indices into the adapter lists).
 #[derive(Debug, Clone, Default)]
@@ -38,6 +47,10 @@ pub struct VideoClassifier {
     backbone: VisionTransformer,
     attn_adapters: Vec<ConvAdapter>,
     mlp_adapters: Vec<ConvAdapter>,
+    /// The M-adapter branch (method `m_adapter` only).
+    m_adapter: Option<MAdapter>,
+    /// The EVL decoder (method `evl` only).
+    evl: Option<Evl>,
     head: Linear,
     #[module(skip)]
     plan: Plan,
@@ -56,7 +69,8 @@ pub struct ParamRow {
 
 impl VideoClassifier {
     /// Builds `method` around `backbone` with a `classes`-way head, every random initial
-    /// value drawn from `seed`. `method` must have passed [`MethodConfig::validate`].
+    /// value drawn from `seed`. `method` must have passed [`MethodConfig::validate_for`] (or
+    /// [`MethodConfig::validate`] for methods that do not depend on the width).
     pub fn new(
         backbone: VisionTransformer,
         method: &MethodConfig,
@@ -102,14 +116,33 @@ impl VideoClassifier {
             MethodConfig::FullFinetune(_) => backbone.set_require_grad(true),
             _ => backbone.no_grad(),
         };
+        // Side branches draw their init before the head; other methods draw nothing here.
+        let (m_adapter, evl) = match method {
+            MethodConfig::MAdapter(c) => (
+                Some(c.init(blocks, cfg.hidden_size, &mut rng, device)),
+                None,
+            ),
+            MethodConfig::Evl(c) => (
+                None,
+                Some(c.init(
+                    blocks,
+                    cfg.hidden_size,
+                    (cfg.grid(), cfg.grid()),
+                    &mut rng,
+                    device,
+                )),
+            ),
+            _ => (None, None),
+        };
+        let feature_dim = m_adapter.as_ref().map_or(cfg.hidden_size, MAdapter::width);
         // Head: N(0, 0.02) weights, zero bias (methods.md).
         let normal = Normal::new(0.0f32, 0.02).expect("valid std");
-        let w: Vec<f32> = (0..cfg.hidden_size * classes)
+        let w: Vec<f32> = (0..feature_dim * classes)
             .map(|_| normal.sample(&mut rng))
             .collect();
         let head = Linear {
             weight: Param::from_tensor(Tensor::from_data(
-                TensorData::new(w, [cfg.hidden_size, classes]),
+                TensorData::new(w, [feature_dim, classes]),
                 device,
             )),
             bias: Some(Param::from_tensor(Tensor::zeros([classes], device))),
@@ -118,6 +151,8 @@ impl VideoClassifier {
             backbone,
             attn_adapters,
             mlp_adapters,
+            m_adapter,
+            evl,
             head,
             plan,
         }
@@ -203,11 +238,15 @@ impl VideoClassifier {
     /// One feature per clip, as each method's reference defines it:
     /// - linear probe: `mean_T(pool(frame))`, the image features averaged over time;
     /// - in-backbone methods (ST-Adapter's code, methods.md for FE-Adapter):
-    ///   `pool(mean_T(cls))`, the final norm (CLIP's `ln_post`) after the temporal mean.
+    ///   `pool(mean_T(cls))`, the final norm (CLIP's `ln_post`) after the temporal mean;
+    /// - M-adapter, EVL: the branch's feature (evaluation mode: no dropout).
     ///
     /// # Shapes
-    /// - clips: `[B, T, 3, H, W]` -> `[B, C]`
+    /// - clips: `[B, T, 3, H, W]` -> `[B, C]` (`[B, d]` for M-adapter)
     pub fn clip_features(&self, clips: Tensor<5>) -> Tensor<2> {
+        if self.has_branch() {
+            return self.branch_features_of_clips(clips, None);
+        }
         let [b, t, ch, h, w] = clips.dims();
         let pixels = clips.reshape([b * t, ch, h, w]);
         match self.plan.family {
@@ -231,9 +270,20 @@ impl VideoClassifier {
     /// # Shapes
     /// - clips: `[B, T, 3, H, W]` -> `[B, K]`
     pub fn forward(&self, clips: Tensor<5>, dropout_seed: Option<u64>) -> Tensor<2> {
-        let [b, _, _, _, _] = clips.dims();
-        let pooled = self.clip_features(clips); // [B, C]
-        let c = pooled.dims()[1];
+        let pooled = if self.has_branch() {
+            self.branch_features_of_clips(clips, dropout_seed)
+        } else {
+            self.clip_features(clips)
+        }; // [B, C]
+        self.head_logits(pooled, dropout_seed)
+    }
+
+    /// Dropout (on when `dropout_seed` is given) and the linear head.
+    ///
+    /// # Shapes
+    /// - pooled: `[B, C]` -> `[B, K]`
+    fn head_logits(&self, pooled: Tensor<2>, dropout_seed: Option<u64>) -> Tensor<2> {
+        let [b, c] = pooled.dims();
         let pooled = match dropout_seed {
             Some(seed) if self.plan.dropout > 0.0 => {
                 let keep = 1.0 - self.plan.dropout;
@@ -256,8 +306,188 @@ impl VideoClassifier {
         self.head.forward(pooled)
     }
 
-    /// Parameter counts by top-level part (`backbone`, each adapter, `head`), with whether
-    /// training updates them.
+    /// Whether the method is a trainable branch over levels (M-adapter, EVL).
+    fn has_branch(&self) -> bool {
+        self.m_adapter.is_some() || self.evl.is_some()
+    }
+
+    /// The backbone levels a side-branch method reads (0 = embeddings, `i` = output of block
+    /// `i`, as [`VisionTransformer::forward`] numbers them), ascending: the tensors a feature
+    /// cache stores for [`VideoClassifier::forward_from_levels`]. M-adapter: its block set;
+    /// EVL: the last `levels` blocks, and with its cross-attention the level entering the
+    /// first of them; linear probe: the last block. Empty for in-backbone methods, which
+    /// cannot run from stored levels.
+    pub fn levels_needed(&self) -> Vec<usize> {
+        if let Some(m) = &self.m_adapter {
+            return m.blocks().iter().map(|b| b + 1).collect();
+        }
+        if let Some(e) = &self.evl {
+            return e.levels_needed();
+        }
+        match self.plan.family {
+            Some(Family::SideBranch) => vec![self.backbone.config().num_layers],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The frozen backbone's [`VideoClassifier::levels_needed`] for a batch of clips, computed
+    /// off autodiff: plain tensors that no graph records and no gradient reaches, whatever
+    /// device the model is on.
+    ///
+    /// # Shapes
+    /// - clips: `[B, T, 3, H, W]` -> one `[B*T, 1+N, C]` per level needed
+    pub fn frozen_levels(&self, clips: Tensor<5>) -> Vec<Tensor<3>> {
+        let [b, t, ch, h, w] = clips.dims();
+        let pixels = clips.reshape([b * t, ch, h, w]).without_autodiff();
+        let backbone = self.backbone.valid();
+        backbone
+            .forward(pixels, &self.levels_needed())
+            .levels
+            .into_iter()
+            .map(|(_, x)| x)
+            .collect()
+    }
+
+    /// Logits from precomputed levels (e.g. a feature cache), equal to
+    /// [`VideoClassifier::forward`] on the clips they came from. `levels` are the tensors of
+    /// [`VideoClassifier::levels_needed`] in that order, each `[B*T, 1+N, C]` for clips of
+    /// `frames` frames; whatever graph they carry is cut, so they enter as constants.
+    /// `dropout_seed` as in [`VideoClassifier::forward`].
+    ///
+    /// The patch grid is taken as square (`N = g*g`) where the method needs it (M-adapter's
+    /// `grid_pool`, EVL's cross-attention); other methods do not read it.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for an in-backbone method, a wrong number of levels, or levels whose
+    /// shapes disagree with each other, the backbone width or `frames`.
+    ///
+    /// # Shapes
+    /// - levels: each `[B*T, 1+N, C]` -> `[B, K]`
+    pub fn forward_from_levels(
+        &self,
+        levels: Vec<Tensor<3>>,
+        frames: usize,
+        dropout_seed: Option<u64>,
+    ) -> Result<Tensor<2>> {
+        let needed = self.levels_needed();
+        if needed.is_empty() {
+            return Err(Error::Input(
+                "this model's method trains inside the backbone; it cannot run from precomputed levels".into(),
+            ));
+        }
+        if levels.len() != needed.len() {
+            return Err(Error::Input(format!(
+                "got {} level tensors; the method reads levels {needed:?} (one tensor each, in that order)",
+                levels.len()
+            )));
+        }
+        let c = self.backbone.config().hidden_size;
+        let [bt, l, _] = levels[0].dims();
+        for (x, lv) in levels.iter().zip(&needed) {
+            let dims = x.dims();
+            if dims != [bt, l, c] {
+                return Err(Error::Input(format!(
+                    "level {lv} has shape {dims:?}; expected [{bt}, {l}, {c}] \
+                     ([B*T, 1+N, C] with the backbone width C = {c}, the same for every level)"
+                )));
+            }
+        }
+        if frames == 0 || bt % frames != 0 || l < 2 {
+            return Err(Error::Input(format!(
+                "levels of shape [{bt}, {l}, {c}] do not hold clips of {frames} frames \
+                 (expected [B*T, 1+N, C] with B*T a multiple of T = {frames} and N >= 1)"
+            )));
+        }
+        let n = l - 1;
+        let g = (n as f64).sqrt().round() as usize;
+        let needs_grid = self.m_adapter.as_ref().is_some_and(|m| m.pools_tokens())
+            || self.evl.as_ref().is_some_and(|e| e.reads_attention());
+        if needs_grid && g * g != n {
+            return Err(Error::Input(format!(
+                "levels hold {n} patch tokens, not a square grid; this method (M-adapter's \
+                 grid_pool, EVL's cross-attention) needs the grid"
+            )));
+        }
+        // Methods that do not need the grid ignore it, so a non-square `n` may pass through.
+        let pooled = self.branch_features(levels, frames, (g, n / g.max(1)), dropout_seed);
+        Ok(self.head_logits(pooled, dropout_seed))
+    }
+
+    /// The branch's clip feature, the backbone run off autodiff.
+    ///
+    /// # Shapes
+    /// - clips: `[B, T, 3, H, W]` -> `[B, d]`
+    fn branch_features_of_clips(&self, clips: Tensor<5>, dropout_seed: Option<u64>) -> Tensor<2> {
+        let [_, t, _, h, w] = clips.dims();
+        let p = self.backbone.config().patch_size;
+        let levels = self.frozen_levels(clips);
+        self.branch_features(levels, t, (h / p, w / p), dropout_seed)
+    }
+
+    /// The side-branch clip feature from levels (the linear probe's included): the levels
+    /// enter as constants (on the autodiff device when the model is).
+    ///
+    /// # Shapes
+    /// - levels: each `[B*T, 1+N, C]` -> `[B, d]`
+    fn branch_features(
+        &self,
+        levels: Vec<Tensor<3>>,
+        frames: usize,
+        grid: (usize, usize),
+        dropout_seed: Option<u64>,
+    ) -> Tensor<2> {
+        let autodiff = self.head.weight.val().is_autodiff();
+        let constant = |x: Tensor<3>| {
+            let x = x.without_autodiff();
+            if autodiff { x.autodiff() } else { x }
+        };
+        if let Some(m) = &self.m_adapter {
+            return m.forward(levels.into_iter().map(constant).collect(), frames, grid);
+        }
+        if let Some(e) = &self.evl {
+            // With the cross-attention the levels are [input of the first block read, outputs
+            // of the blocks read...]: block i's input is block i-1's output.
+            let (attention, outputs) = if e.reads_attention() {
+                let backbone = self.backbone.valid();
+                let inputs = &levels[..levels.len() - 1];
+                let attention = e
+                    .blocks()
+                    .into_iter()
+                    .zip(inputs)
+                    .map(|(b, x)| {
+                        let (q, k) = backbone.blocks()[b].query_key(x.clone().without_autodiff());
+                        if autodiff {
+                            (q.autodiff(), k.autodiff())
+                        } else {
+                            (q, k)
+                        }
+                    })
+                    .collect();
+                (
+                    attention,
+                    levels.into_iter().skip(1).map(constant).collect(),
+                )
+            } else {
+                (Vec::new(), levels.into_iter().map(constant).collect())
+            };
+            return e.forward(outputs, attention, frames, grid, dropout_seed);
+        }
+        // Linear probe: the pooled image feature of the last level, averaged over time.
+        let last = levels
+            .into_iter()
+            .next_back()
+            .expect("levels checked non-empty")
+            .without_autodiff();
+        let f = Self::frame_features(&self.backbone.valid(), last); // [B*T, C]
+        let f = if autodiff { f.autodiff() } else { f };
+        let [bt, c] = f.dims();
+        f.reshape([bt / frames, frames, c])
+            .mean_dim(1)
+            .reshape([bt / frames, c])
+    }
+
+    /// Parameter counts by part (`backbone`, each adapter, each side-branch level, `head`),
+    /// with whether training updates them.
     pub fn param_rows(&self) -> Vec<ParamRow> {
         struct Rows {
             path: Vec<String>,
@@ -274,6 +504,13 @@ impl VideoClassifier {
                 // Top level, plus the index for adapter lists.
                 let module = match self.path.as_slice() {
                     [m, i, ..] if m.ends_with("adapters") => format!("{m}.{i}"),
+                    // Side branches: `m_adapter.levels.3`, `evl.levels.0`, `evl.query`.
+                    [m, v, i, ..]
+                        if (m == "m_adapter" || m == "evl") && i.parse::<usize>().is_ok() =>
+                    {
+                        format!("{m}.{v}.{i}")
+                    }
+                    [m, v, ..] if m == "m_adapter" || m == "evl" => format!("{m}.{v}"),
                     [m, ..] => m.clone(),
                     [] => String::new(),
                 };

@@ -2,29 +2,36 @@
 //!
 //! Two families (methods.md): *in-backbone* methods put trainable parts inside every block and
 //! back-propagate through the frozen backbone (FE-Adapter, ST-Adapter, full fine-tuning);
-//! *side-branch* methods read the backbone without autodiff (the linear probe here; M-adapter
-//! and EVL join them). One file per method opens with its paper and our reading of it; the
+//! *side-branch* methods read the backbone without autodiff (the linear probe, M-adapter,
+//! EVL). One file per method opens with its paper and our reading of it; the
 //! shared convolutional adapter is `adapter.rs`; [`VideoClassifier`] (classifier.rs) puts a
 //! backbone, a method and a head together.
 //!
 //! A method is chosen by the `[method]` table of a run config, `kind` naming it:
 //! ```toml
 //! [method]
-//! kind = "fe_adapter"        # linear_probe | full_finetune | fe_adapter | st_adapter
+//! kind = "fe_adapter"        # linear_probe | full_finetune | fe_adapter | st_adapter | m_adapter | evl
 //! bottleneck = 384
 //! dilations = [1, 2, 3]
 //! ```
 
 pub mod adapter;
 mod classifier;
+pub mod evl;
 pub mod fe_adapter;
+pub mod m_adapter;
+mod side;
 pub mod st_adapter;
 
 pub use classifier::{ParamRow, VideoClassifier};
+pub use evl::EvlConfig;
 pub use fe_adapter::FeAdapterConfig;
+pub use m_adapter::MAdapterConfig;
 pub use st_adapter::StAdapterConfig;
 
 use serde::{Deserialize, Serialize};
+
+use crate::backbone::VitConfig;
 
 /// The linear probe: frozen backbone, the pooled per-frame features averaged over time, a
 /// linear head. The backbone runs without autodiff.
@@ -137,6 +144,10 @@ pub enum MethodConfig {
     FeAdapter(FeAdapterConfig),
     /// ST-Adapter (NeurIPS 2022).
     StAdapter(StAdapterConfig),
+    /// M-adapter (CVIU 2024): a side branch over multi-level outputs.
+    MAdapter(MAdapterConfig),
+    /// EVL (ECCV 2022): a query decoder beside the frozen backbone.
+    Evl(EvlConfig),
 }
 
 /// The two families of methods.
@@ -157,13 +168,17 @@ impl MethodConfig {
             MethodConfig::FullFinetune(_) => "full_finetune",
             MethodConfig::FeAdapter(_) => "fe_adapter",
             MethodConfig::StAdapter(_) => "st_adapter",
+            MethodConfig::MAdapter(_) => "m_adapter",
+            MethodConfig::Evl(_) => "evl",
         }
     }
 
     /// Which family the method belongs to.
     pub fn family(&self) -> Family {
         match self {
-            MethodConfig::LinearProbe(_) => Family::SideBranch,
+            MethodConfig::LinearProbe(_) | MethodConfig::MAdapter(_) | MethodConfig::Evl(_) => {
+                Family::SideBranch
+            }
             _ => Family::InBackbone,
         }
     }
@@ -175,6 +190,8 @@ impl MethodConfig {
             MethodConfig::FullFinetune(c) => c.dropout,
             MethodConfig::FeAdapter(c) => c.dropout,
             MethodConfig::StAdapter(c) => c.dropout,
+            MethodConfig::MAdapter(c) => c.dropout,
+            MethodConfig::Evl(c) => c.dropout,
         }
     }
 
@@ -211,6 +228,8 @@ impl MethodConfig {
         match self {
             MethodConfig::FeAdapter(c) => adapter(c.bottleneck, c.kernel, &c.dilations, &c.blocks),
             MethodConfig::StAdapter(c) => adapter(c.bottleneck, c.kernel, &[1], &c.blocks),
+            MethodConfig::MAdapter(c) => c.validate(blocks),
+            MethodConfig::Evl(c) => c.validate(blocks, None),
             MethodConfig::FullFinetune(c)
                 if c.backbone_lr_scale.is_nan() || c.backbone_lr_scale < 0.0 =>
             {
@@ -219,6 +238,17 @@ impl MethodConfig {
                     format!("{} must be >= 0", c.backbone_lr_scale),
                 ))
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`MethodConfig::validate`] plus the checks that need the backbone's width (EVL's heads
+    /// must divide its q/k/v width, which defaults to the backbone's). Run this before
+    /// [`VideoClassifier::new`].
+    pub fn validate_for(&self, backbone: &VitConfig) -> Result<(), (String, String)> {
+        self.validate(backbone.num_layers)?;
+        match self {
+            MethodConfig::Evl(c) => c.validate(backbone.num_layers, Some(backbone.hidden_size)),
             _ => Ok(()),
         }
     }
