@@ -78,7 +78,7 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
         None => VisionTransformer::random(VitConfig::vit_base_patch16_224(), 0, device),
     };
     method
-        .validate(backbone.config().num_layers)
+        .validate_for(backbone.config())
         .map_err(|(f, r)| Error::Input(format!("method field `{f}`: {r}")))?;
     let size = opts.size.unwrap_or(backbone.config().image_size);
     let model = VideoClassifier::new(backbone, method, opts.classes, 0, device);

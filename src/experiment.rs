@@ -46,7 +46,7 @@ pub struct Prepared {
 pub fn prepare(cfg: &RunConfig, config_path: &Path, device: &Device) -> Result<Prepared> {
     let backbone = Backbone::load(&cfg.backbone, device)?;
     cfg.method
-        .validate(backbone.config.num_layers)
+        .validate_for(&backbone.config)
         .map_err(|(field, reason)| Error::config(config_path, format!("method.{field}"), reason))?;
     let files = checkpoint::weight_files(&backbone.files.weights)?;
     let c = &backbone.config;

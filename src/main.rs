@@ -49,7 +49,7 @@ enum Command {
         /// Model folder, .safetensors file, or hub id (e.g. openai/clip-vit-base-patch16).
         #[arg(long)]
         backbone: String,
-        /// A method name (linear_probe, full_finetune, fe_adapter, st_adapter) with its
+        /// A method name (linear_probe, full_finetune, fe_adapter, st_adapter, m_adapter, evl) with its
         /// defaults, or a run config whose [method] table is used.
         #[arg(long)]
         method: Option<String>,
@@ -134,8 +134,8 @@ enum Command {
         /// Frames between window starts (default: half a window).
         #[arg(long)]
         stride: Option<usize>,
-        /// Crop every frame to X,Y,W,H first (e.g. a face box).
-        #[arg(long, value_delimiter = ',', num_args = 4)]
+        /// Crop every frame to X,Y,W,H first (e.g. a face box), e.g. `--crop 120,40,224,224`.
+        #[arg(long, value_delimiter = ',')]
         crop: Option<Vec<usize>>,
         /// Output format.
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
@@ -259,7 +259,7 @@ enum BenchWhat {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "linear_probe,st_adapter,fe_adapter,full_finetune"
+            default_value = "linear_probe,m_adapter,evl,st_adapter,fe_adapter,full_finetune"
         )]
         methods: Vec<String>,
         /// Backbone (default: ViT-B/16 shapes, random weights).
@@ -373,7 +373,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let b = Backbone::load(&backbone, &device)?;
             let method = parse_method(&method)?;
             method
-                .validate(b.config.num_layers)
+                .validate_for(&b.config)
                 .map_err(|(f, r)| anyhow::anyhow!("--method: field `{f}`: {r}"))?;
             let model = VideoClassifier::new(b.model, &method, classes, 0, &device);
             let rows = model.param_rows();
@@ -554,10 +554,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             out,
         } => {
+            let crop = match crop.as_deref() {
+                None => None,
+                Some(&[x, y, w, h]) => Some([x, y, w, h]),
+                Some(other) => bail!(
+                    "--crop takes four numbers X,Y,W,H (e.g. 120,40,224,224); got {} ({other:?})",
+                    other.len()
+                ),
+            };
             let opts = experiment::PredictOptions {
                 window: timeline,
                 stride,
-                crop: crop.map(|c| [c[0], c[1], c[2], c[3]]),
+                crop,
             };
             let (preds, classes) =
                 experiment::predict(&checkpoint, &inputs, &opts, !cli.quiet, &device)?;

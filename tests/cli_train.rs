@@ -178,6 +178,32 @@ fn train_eval_predict_from_a_run_config() {
         "6 frames, windows of 4 every 2: [0,4) [2,6)"
     );
     assert_eq!(windows[1]["start"], 2);
+    // A crop box (X,Y,W,H) inside the 40x36 frames works; one outside is reported per input.
+    let o = vidapter(&[
+        "predict",
+        "--checkpoint",
+        best.to_str().unwrap(),
+        clip.to_str().unwrap(),
+        "--crop",
+        "4,2,32,32",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = vidapter(&[
+        "predict",
+        "--checkpoint",
+        best.to_str().unwrap(),
+        clip.to_str().unwrap(),
+        "--crop",
+        "30,2,32,32",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("does not fit in the 40x36 frame"),
+        "{}",
+        text(&o)
+    );
     let missing = root.join("nope.mp4");
     let o = vidapter(&[
         "predict",
