@@ -850,9 +850,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 python,
                 json,
             } => {
-                let python = python
-                    .or_else(|| std::env::var("VIDAPTER_PYTHON").ok())
-                    .unwrap_or_else(|| "python3".into());
+                let python = python_for_bench(python);
                 let has_torch = bench::python_has_torch(&python);
                 if !has_torch {
                     eprintln!("note: `{python}` cannot import torch; timing vidapter only");
@@ -897,9 +895,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 python,
                 json,
             } => {
-                let python = python
-                    .or_else(|| std::env::var("VIDAPTER_PYTHON").ok())
-                    .unwrap_or_else(|| "python3".into());
+                let python = python_for_bench(python);
                 let python = if bench::python_has_torch(&python) {
                     Some(python)
                 } else {
@@ -1073,6 +1069,13 @@ fn print_run_report(r: &experiment::RunReport) {
         );
     }
     println!("run folder    {}", t.out.display());
+}
+
+/// `--python`, else `$VIDAPTER_PYTHON`, else `python3`.
+fn python_for_bench(python: Option<String>) -> String {
+    python
+        .or_else(|| std::env::var("VIDAPTER_PYTHON").ok())
+        .unwrap_or_else(|| "python3".into())
 }
 
 /// `--method`: a method name with defaults, or a TOML file with a [method] table.

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -78,53 +78,6 @@ fn zero_init_adapter_equals_image_model() {
     }
 }
 
-/// `(ParamId, path)` of every float parameter, and whether it requires grad.
-fn params(model: &VideoClassifier) -> Vec<(ParamId, String, bool)> {
-    struct V(Vec<String>, Vec<(ParamId, String, bool)>);
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1
-                .push((p.id, self.0.join("."), p.val().is_require_grad()));
-        }
-    }
-    let mut v = V(Vec::new(), Vec::new());
-    model.visit(&mut v);
-    v.1
-}
-
-/// Gradients of every parameter that has one, by path.
-fn grads_by_path(model: &VideoClassifier, x: Tensor<5>, y: &[usize]) -> HashMap<String, Vec<f32>> {
-    struct G<'a>(
-        Vec<String>,
-        &'a burn::tensor::Gradients,
-        HashMap<String, Vec<f32>>,
-    );
-    impl ModuleVisitor for G<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = p.val().grad(self.1) {
-                self.2.insert(self.0.join("."), to_vec(g));
-            }
-        }
-    }
-    let loss = cross_entropy(model.forward(x, None), y, 0.1);
-    let grads = loss.backward();
-    let mut g = G(Vec::new(), &grads, HashMap::new());
-    model.visit(&mut g);
-    g.2
-}
-
 #[test]
 fn frozen_weights_get_no_gradient() {
     let device = Device::flex();
@@ -138,8 +91,8 @@ fn frozen_weights_get_no_gradient() {
         MethodConfig::LinearProbe(LinearProbeConfig { dropout: 0.0 }),
     ] {
         let model = VideoClassifier::new(bb.clone(), &method, 3, 0, &device).train();
-        let grads = grads_by_path(&model, x.clone(), &[0, 2]);
-        for (_, path, trainable) in params(&model) {
+        let grads = common::grads_by_path(&model, x.clone(), &[0, 2]);
+        for (_, path, trainable) in common::params(&model) {
             let frozen = path.starts_with("backbone");
             assert_eq!(trainable, !frozen, "{}: {path}", method.name());
             assert_eq!(
@@ -156,7 +109,7 @@ fn frozen_weights_get_no_gradient() {
         backbone_lr_scale: 0.1,
     });
     let model = VideoClassifier::new(bb, &full, 3, 0, &device).train();
-    let grads = grads_by_path(&model, x, &[0, 2]);
+    let grads = common::grads_by_path(&model, x, &[0, 2]);
     assert!(grads.keys().any(|k| k.starts_with("backbone.blocks.0")));
 }
 
@@ -214,7 +167,7 @@ fn gradient_through_frozen_blocks_matches_finite_differences() {
         ));
         // Analytic directional derivative along a random direction on block 0's adapter.
         let trained = model.clone().train();
-        let grads = grads_by_path(
+        let grads = common::grads_by_path(
             &trained,
             clips(2, 4, size, 3, &device.clone().autodiff()),
             &y,
@@ -223,7 +176,7 @@ fn gradient_through_frozen_blocks_matches_finite_differences() {
         let normal = Normal::new(0.0f32, 1.0).unwrap();
         let mut dir = HashMap::new();
         let mut analytic = 0f64;
-        for (id, path, _) in params(&trained) {
+        for (id, path, _) in common::params(&trained) {
             if !path.starts_with("attn_adapters.0.") {
                 continue;
             }

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -106,53 +106,6 @@ fn is_branch(path: &str) -> bool {
     path.starts_with("m_adapter") || path.starts_with("evl")
 }
 
-/// `(ParamId, path, requires grad)` of every float parameter.
-fn params(model: &VideoClassifier) -> Vec<(ParamId, String, bool)> {
-    struct V(Vec<String>, Vec<(ParamId, String, bool)>);
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1
-                .push((p.id, self.0.join("."), p.val().is_require_grad()));
-        }
-    }
-    let mut v = V(Vec::new(), Vec::new());
-    model.visit(&mut v);
-    v.1
-}
-
-/// Gradients of the label-smoothed loss for every parameter that has one, by path.
-fn grads_by_path(model: &VideoClassifier, x: Tensor<5>, y: &[usize]) -> HashMap<String, Vec<f32>> {
-    struct G<'a>(
-        Vec<String>,
-        &'a burn::tensor::Gradients,
-        HashMap<String, Vec<f32>>,
-    );
-    impl ModuleVisitor for G<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = p.val().grad(self.1) {
-                self.2.insert(self.0.join("."), to_vec(g));
-            }
-        }
-    }
-    let loss = cross_entropy(model.forward(x, None), y, 0.1);
-    let grads = loss.backward();
-    let mut g = G(Vec::new(), &grads, HashMap::new());
-    model.visit(&mut g);
-    g.2
-}
-
 /// Gives every branch parameter a random value: the zero inits (convs, gates, queries, output
 /// projections, position tables) would otherwise make most paths vanish and hide mistakes.
 struct RandomiseBranch(StdRng, Vec<String>);
@@ -215,8 +168,8 @@ fn backbone_is_neither_recorded_nor_given_gradients() {
                 );
                 assert!(!l.is_tracked() && !l.is_require_grad());
             }
-            let grads = grads_by_path(&model, x.clone(), &[0, 2]);
-            for (_, path, trainable) in params(&model) {
+            let grads = common::grads_by_path(&model, x.clone(), &[0, 2]);
+            for (_, path, trainable) in common::params(&model) {
                 let frozen = path.starts_with("backbone");
                 assert_eq!(trainable, !frozen, "{}: {path}", method.name());
                 assert_eq!(
@@ -341,7 +294,7 @@ fn branch_gradient_matches_central_differences() {
     for method in m_adapters().into_iter().chain(evls()) {
         let model = randomised(VideoClassifier::new(bb.clone(), &method, 3, 0, &device), 5);
         let trained = model.clone().train();
-        let grads = grads_by_path(
+        let grads = common::grads_by_path(
             &trained,
             clips(2, 4, size, 3, &device.clone().autodiff()),
             &y,
@@ -349,7 +302,7 @@ fn branch_gradient_matches_central_differences() {
         let mut rng = StdRng::seed_from_u64(9);
         let normal = Normal::new(0.0f32, 1.0).unwrap();
         let (mut checked, mut strong) = (0, 0);
-        for (id, path, _) in params(&trained) {
+        for (id, path, _) in common::params(&trained) {
             if !is_branch(&path) {
                 continue;
             }

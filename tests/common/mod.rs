@@ -70,3 +70,58 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
 pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     vidapter::compare::rel_err(a, b)
 }
+
+/// `(ParamId, path, requires grad)` of every float parameter of `model`, in visiting order.
+pub fn params(
+    model: &vidapter::methods::VideoClassifier,
+) -> Vec<(burn::module::ParamId, String, bool)> {
+    use burn::module::{Module, ModuleVisitor, Param, ParamId};
+    use burn::tensor::Tensor;
+    struct V(Vec<String>, Vec<(ParamId, String, bool)>);
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.1
+                .push((p.id, self.0.join("."), p.val().is_require_grad()));
+        }
+    }
+    let mut v = V(Vec::new(), Vec::new());
+    model.visit(&mut v);
+    v.1
+}
+
+/// Gradients of the cross-entropy (label smoothing 0.1) of `model` on `x`, `y`, for every
+/// parameter that has one, by path.
+pub fn grads_by_path(
+    model: &vidapter::methods::VideoClassifier,
+    x: burn::tensor::Tensor<5>,
+    y: &[usize],
+) -> BTreeMap<String, Vec<f32>> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::{Gradients, Tensor};
+    struct G<'a>(Vec<String>, &'a Gradients, BTreeMap<String, Vec<f32>>);
+    impl ModuleVisitor for G<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = p.val().grad(self.1) {
+                self.2
+                    .insert(self.0.join("."), g.into_data().try_to_vec::<f32>().unwrap());
+            }
+        }
+    }
+    let loss = vidapter::train::loss::cross_entropy(model.forward(x, None), y, 0.1);
+    let grads = loss.backward();
+    let mut g = G(Vec::new(), &grads, BTreeMap::new());
+    model.visit(&mut g);
+    g.2
+}
