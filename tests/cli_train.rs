@@ -353,3 +353,115 @@ fn bench_train_measures_every_method_in_its_own_process() {
     assert_eq!(rows[0]["trainable"], 32 * 3 + 3);
     assert_eq!(rows[2]["trainable"], rows[2]["total"]);
 }
+
+/// A DFEW-layout dataset: clips `00001`.. as frame folders, two folds of split files; the
+/// class of a clip is fixed by its number (Happy brightens over time, Sad darkens).
+fn dfew(root: &Path) {
+    let clips = root.join("DFEW/Clip/clip_224x224");
+    for n in 1..=12u32 {
+        let dir = clips.join(format!("{n:05}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..6u32 {
+            let level = if n % 2 == 1 { f * 40 } else { 200 - f * 40 };
+            image::RgbImage::from_fn(40, 36, |x, y| {
+                image::Rgb([level as u8, ((x * 5 + y * 3 + n * 11) % 256) as u8, 90])
+            })
+            .save(dir.join(format!("{f:05}.png")))
+            .unwrap();
+        }
+    }
+    // DFEW labels: 1 = Happy, 2 = Sad. Fold k tests clips 6k-5..6k, trains on the others.
+    for fold in 1..=2u32 {
+        let split = root.join("DFEW/EmoLabel_DataSplit");
+        let (mut train, mut test) = (
+            String::from("video_name,label\n"),
+            String::from("video_name,label\n"),
+        );
+        for n in 1..=12u32 {
+            let line = format!("{n},{}\n", if n % 2 == 1 { 1 } else { 2 });
+            if (6 * fold - 5..=6 * fold).contains(&n) {
+                test.push_str(&line);
+            } else {
+                train.push_str(&line);
+            }
+        }
+        for (dir, text) in [
+            ("train(single-labeled)", train),
+            ("test(single-labeled)", test),
+        ] {
+            std::fs::create_dir_all(split.join(dir)).unwrap();
+            std::fs::write(split.join(dir).join(format!("set_{fold}.csv")), text).unwrap();
+        }
+    }
+}
+
+#[test]
+fn kfold_trains_and_tests_each_fold_and_reports_the_mean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    dfew(root);
+    let cfg = root.join("dfew.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"backbone = "{}"
+out = "runs/kfold"
+
+[data]
+format = "dfew"
+root = "DFEW/Clip/clip_224x224"
+annotations = "DFEW/EmoLabel_DataSplit"
+fold = 1
+classes = ["Happy", "Sad"]
+val_fraction = 0.2
+
+[sampling]
+kind = "segment"
+frames = 4
+
+[spatial]
+size = 32
+
+[method]
+kind = "linear_probe"
+
+[train]
+epochs = 2
+batch_size = 3
+lr = 0.05
+workers = 2
+"#,
+            common::fixture("vit").display()
+        ),
+    )
+    .unwrap();
+    let o = vidapter(&["kfold", cfg.to_str().unwrap(), "--folds", "1,2", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("fold 1") && out.contains("fold 2") && out.contains("mean"),
+        "{out}"
+    );
+    let run = root.join("runs/kfold");
+    for f in [
+        "kfold.md",
+        "kfold.json",
+        "fold1/eval_test.json",
+        "fold2/best.safetensors",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let k: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("kfold.json")).unwrap()).unwrap();
+    let folds = k["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 2);
+    let mean = (folds[0]["test"]["uar"].as_f64().unwrap()
+        + folds[1]["test"]["uar"].as_f64().unwrap())
+        / 2.0;
+    assert!((k["summary"]["uar_mean"].as_f64().unwrap() - mean).abs() < 1e-9);
+    // Each fold tests its own six clips.
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("fold2/eval_test.json")).unwrap())
+            .unwrap();
+    assert_eq!(e["clips"], 6, "{e}");
+}
