@@ -30,3 +30,22 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// `x` on the autodiff context of `like`: a plain tensor when `like` is plain; otherwise an
+/// autodiff tensor with `like`'s gradient-checkpointing strategy (which burn requires every
+/// operand of an operation to share), not tracked. Used wherever a value computed off
+/// autodiff (frozen features, an optimiser update) re-enters the training graph.
+pub fn same_context<const D: usize, const E: usize>(
+    x: burn::tensor::Tensor<D>,
+    like: &burn::tensor::Tensor<E>,
+) -> burn::tensor::Tensor<D> {
+    let x = x.without_autodiff();
+    if !like.is_autodiff() {
+        return x;
+    }
+    let x = x.autodiff();
+    match like.gradient_checkpointing_strategy() {
+        Some(strategy) => x.with_gradient_checkpointing_strategy(strategy),
+        None => x,
+    }
+}

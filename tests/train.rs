@@ -185,3 +185,26 @@ fn diverging_loss_stops_and_keeps_the_last_good_checkpoint() {
     assert!(err.contains("last.safetensors"), "{err}");
     assert_eq!(std::fs::read(out.join("last.safetensors")).unwrap(), before);
 }
+
+#[test]
+fn gradient_checkpointing_changes_no_weight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let data = tmp.path().join("data");
+    let plain = tmp.path().join("plain");
+    let ckpt = tmp.path().join("ckpt");
+    train(job(&data, &plain, 1, 1e-2, None), &device, false, false).unwrap();
+    let mut j = job(&data, &ckpt, 1, 1e-2, None);
+    j.settings.gradient_checkpointing = true;
+    train(j, &device, false, false).unwrap();
+    let a = checkpoint::load(&plain.join("last.safetensors")).unwrap();
+    let b = checkpoint::load(&ckpt.join("last.safetensors")).unwrap();
+    for (k, (_, va)) in &a.weights {
+        let vb = &b.weights[k].1;
+        let err = common::rel_err(vb, va);
+        assert!(
+            err < 1e-5,
+            "{k}: rel err {err:e} with gradient checkpointing"
+        );
+    }
+}

@@ -31,6 +31,7 @@ use super::m_adapter::MAdapter;
 use super::{Family, MethodConfig, Placement};
 use crate::backbone::{Pooler, VisionTransformer};
 use crate::error::{Error, Result};
+use crate::util::same_context;
 
 /// Where each block's adapters are (indices into the adapter lists).
 #[derive(Debug, Clone, Default)]
@@ -215,12 +216,7 @@ impl VideoClassifier {
         for block in backbone.blocks() {
             x = block.forward(x);
         }
-        let f = Self::frame_features(&backbone, x);
-        if self.head.weight.val().is_autodiff() {
-            f.autodiff()
-        } else {
-            f
-        }
+        same_context(Self::frame_features(&backbone, x), &self.head.weight.val())
     }
 
     /// Per-frame features `[B*T, C]`: the image model's pooled feature of every frame (through
@@ -436,11 +432,8 @@ impl VideoClassifier {
         grid: (usize, usize),
         dropout_seed: Option<u64>,
     ) -> Tensor<2> {
-        let autodiff = self.head.weight.val().is_autodiff();
-        let constant = |x: Tensor<3>| {
-            let x = x.without_autodiff();
-            if autodiff { x.autodiff() } else { x }
-        };
+        let like = self.head.weight.val();
+        let constant = |x: Tensor<3>| same_context(x, &like);
         if let Some(m) = &self.m_adapter {
             return m.forward(levels.into_iter().map(constant).collect(), frames, grid);
         }
@@ -456,11 +449,7 @@ impl VideoClassifier {
                     .zip(inputs)
                     .map(|(b, x)| {
                         let (q, k) = backbone.blocks()[b].query_key(x.clone().without_autodiff());
-                        if autodiff {
-                            (q.autodiff(), k.autodiff())
-                        } else {
-                            (q, k)
-                        }
+                        (same_context(q, &like), same_context(k, &like))
                     })
                     .collect();
                 (
@@ -479,7 +468,7 @@ impl VideoClassifier {
             .expect("levels checked non-empty")
             .without_autodiff();
         let f = Self::frame_features(&self.backbone.valid(), last); // [B*T, C]
-        let f = if autodiff { f.autodiff() } else { f };
+        let f = same_context(f, &like);
         let [bt, c] = f.dims();
         f.reshape([bt / frames, frames, c])
             .mean_dim(1)

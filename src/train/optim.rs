@@ -259,9 +259,10 @@ impl ModuleMapper for Update<'_> {
         self.state.insert(path, Moments { m, v });
         p.map(|t| {
             let shape = t.shape();
-            let plain = t.without_autodiff();
+            let plain = t.clone().without_autodiff();
             let updated = plain * (1.0 - decay) as f32 - delta.reshape(shape);
-            updated.autodiff().set_require_grad(true)
+            // Back on the parameter's autodiff context (checkpointing strategy included).
+            crate::util::same_context(updated, &t).set_require_grad(true)
         })
     }
 }

@@ -227,6 +227,28 @@ pub fn predict_probs(
     })
 }
 
+/// Gives every parameter the gradient-checkpointing strategy of `device`: burn's
+/// `Module::train` lifts parameters with the default strategy, and an operation whose operands
+/// carry different strategies panics.
+fn with_device_strategy<M: Module>(model: M, device: &Device) -> M {
+    use burn::module::{ModuleMapper, Param};
+    struct Apply(burn::tensor::GradientCheckpointingStrategy);
+    impl ModuleMapper for Apply {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let strategy = self.0;
+            p.map(|t| {
+                let grad = t.is_require_grad();
+                let t = t.with_gradient_checkpointing_strategy(strategy);
+                if grad { t.set_require_grad(true) } else { t }
+            })
+        }
+    }
+    match device.gradient_checkpointing_strategy() {
+        Some(strategy) => model.map(&mut Apply(strategy)),
+        None => model,
+    }
+}
+
 fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((step as u64) << 20) ^ micro as u64
 }
@@ -303,7 +325,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
     } else {
         device.clone().autodiff()
     };
-    let mut model = model.fork(&ad).train();
+    let mut model = with_device_strategy(model.fork(&ad).train(), &ad);
     let spec = Arc::new(job.spec.clone());
     let loader_cfg = LoaderConfig {
         batch_size: s.batch_size.max(1),
