@@ -24,6 +24,7 @@
 pub mod backbone;
 pub mod bench;
 pub mod bench_train;
+pub mod cache;
 pub mod compare;
 pub mod data;
 pub mod demo;

@@ -145,20 +145,38 @@ enum Command {
         out: Option<PathBuf>,
     },
 
-    /// Run a backbone on a pixel tensor and write every hidden state (transformers naming).
+    /// Run a backbone on a pixel tensor and write every hidden state (transformers naming), or
+    /// (--config) extract a side-branch run's feature cache.
     Extract {
-        /// Model folder, .safetensors file, or hub id.
-        #[arg(long)]
-        backbone: String,
+        /// Model folder, .safetensors file, or hub id (with --pixels).
+        #[arg(long, requires = "pixels", conflicts_with = "config")]
+        backbone: Option<String>,
         /// safetensors file holding `pixel_values` [N, 3, H, W], already normalised.
-        #[arg(long)]
-        pixels: PathBuf,
-        /// Output safetensors: hidden_states.{0..L}, last_hidden_state, pooler_output.
+        #[arg(long, requires = "backbone", required_unless_present = "config")]
+        pixels: Option<PathBuf>,
+        /// Output: a safetensors file (with --pixels: hidden_states.{0..L}, last_hidden_state,
+        /// pooler_output), or the feature-cache folder (with --config).
         #[arg(long)]
         out: PathBuf,
-        /// Images per forward pass.
+        /// Images per forward pass (with --pixels).
         #[arg(long, default_value_t = 8)]
         batch: usize,
+        /// Run config of a side-branch method: extract its feature cache (levels the method
+        /// reads, per clip and view); train from it with `[train] cache = "DIR"`.
+        #[arg(long, conflicts_with = "pixels")]
+        config: Option<PathBuf>,
+        /// Which split to cache (with --config): train, val or test.
+        #[arg(long, default_value = "train")]
+        split: String,
+        /// Augmented training views per clip (train split; epoch e trains on view e mod N).
+        #[arg(long)]
+        views: Option<usize>,
+        /// Stored precision: f16 or f32.
+        #[arg(long, default_value = "f16")]
+        dtype: vidapter::cache::CacheDtype,
+        /// Override a config field (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Relative error, tensor by tensor, of a safetensors file against a reference.
     Compare {
@@ -618,10 +636,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Extract {
-            backbone,
-            pixels,
+            config: Some(config),
+            out,
+            split,
+            views,
+            dtype,
+            set,
+            ..
+        } => {
+            let split: Split = split.parse().map_err(anyhow::Error::msg)?;
+            let cfg = RunConfig::from_file(&config, &overrides(&set, Vec::new())?)?;
+            let r = vidapter::cache::extract_run(
+                &cfg, &config, split, views, dtype, &out, !cli.quiet, &device,
+            )?;
+            println!(
+                "feature cache {}: {} clips in {} shards ({} extracted, {} kept from before, {} re-extracted as corrupt, {} clips unreadable)",
+                out.display(),
+                r.clips,
+                r.shards,
+                r.extracted,
+                r.reused,
+                r.corrupt.len(),
+                r.problems.len()
+            );
+        }
+        Command::Extract {
+            backbone: Some(backbone),
+            pixels: Some(pixels),
             out,
             batch,
+            ..
         } => {
             let b = Backbone::load(&backbone, &device)?;
             extract::extract_pixels(&b.model, &pixels, &out, batch, &device, !cli.quiet)?;
@@ -630,6 +674,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.display(),
                 b.config.num_layers
             );
+        }
+        Command::Extract { .. } => {
+            bail!("extract needs --config (a feature cache) or --backbone with --pixels")
         }
         Command::Compare {
             candidate,

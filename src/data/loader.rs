@@ -200,6 +200,17 @@ impl Drop for Epoch {
     }
 }
 
+/// The order in which epoch `epoch` visits `n` entries: a permutation drawn from
+/// `(seed, epoch)` when shuffling, else `0..n`. A feature cache replays it so that training
+/// from stored features sees the batches live training would.
+pub fn epoch_order(n: usize, cfg: &LoaderConfig, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if cfg.shuffle {
+        order.shuffle(&mut StdRng::seed_from_u64(mix(cfg.seed, epoch, u64::MAX)));
+    }
+    order
+}
+
 /// Starts loading epoch `epoch` of `entries`.
 pub fn epoch(
     entries: Arc<Vec<Entry>>,
@@ -207,10 +218,21 @@ pub fn epoch(
     cfg: &LoaderConfig,
     epoch: u64,
 ) -> Epoch {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    if cfg.shuffle {
-        order.shuffle(&mut StdRng::seed_from_u64(mix(cfg.seed, epoch, u64::MAX)));
-    }
+    let order = epoch_order(entries.len(), cfg, epoch);
+    epoch_with_order(entries, order, spec, cfg, epoch)
+}
+
+/// Loads the entries `order` (indices into `entries`, in that order, batched by
+/// `cfg.batch_size`) as epoch `epoch` would: each clip's random choices still come from
+/// `(seed, epoch, entry index)`, so a subset loads exactly as it would inside the full epoch.
+/// `cfg.shuffle` is not applied to `order`.
+pub fn epoch_with_order(
+    entries: Arc<Vec<Entry>>,
+    order: Vec<usize>,
+    spec: Arc<ClipSpec>,
+    cfg: &LoaderConfig,
+    epoch: u64,
+) -> Epoch {
     let bs = cfg.batch_size.max(1);
     let batches: Vec<Vec<usize>> = order.chunks(bs).map(<[usize]>::to_vec).collect();
     let total = batches.len();

@@ -234,6 +234,10 @@ impl RunConfig {
                     .unwrap_or_else(|| "run".into()),
             ),
         };
+        let mut train = rest.train;
+        if let Some(c) = train.cache.as_mut().filter(|c| c.is_relative()) {
+            *c = base.join(&*c);
+        }
         let cfg = RunConfig {
             backbone,
             out,
@@ -241,7 +245,7 @@ impl RunConfig {
             sampling: rest.sampling,
             spatial: rest.spatial,
             method: rest.method,
-            train: rest.train,
+            train,
             eval: rest.eval,
         };
         cfg.check(path)?;

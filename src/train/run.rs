@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{self, BackboneId, CheckpointMeta};
 use super::loss::cross_entropy;
 use super::optim::{AdamW, GradBuffer, OptimConfig};
+use crate::cache::{CacheDtype, CacheKey, CacheViews, FeatureCache};
 use crate::data::loader::{self, Batch, ClipSpec, LoaderConfig, Views};
 use crate::data::{ClassMap, Entry, Problem};
 use crate::error::{Error, Result};
@@ -72,6 +73,12 @@ pub struct TrainSettings {
     /// Stop at the first unreadable clip instead of skipping it.
     #[serde(default)]
     pub strict: bool,
+    /// Feature cache folder (`vidapter extract --config ... --out DIR`): side-branch methods
+    /// train from its stored backbone levels instead of decoding clips and running the
+    /// backbone; epoch `e` uses the cache's view `e mod views`. Refused when the cache was
+    /// made with other settings than the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<PathBuf>,
 }
 
 fn d_epochs() -> usize {
@@ -249,6 +256,132 @@ fn with_device_strategy<M: Module>(model: M, device: &Device) -> M {
     }
 }
 
+/// What one training micro-batch feeds the model.
+enum Inputs {
+    /// Decoded clips `[B, T, 3, S, S]` for [`VideoClassifier::forward`].
+    Clips(Box<Tensor<5>>),
+    /// Stored backbone levels (each `[B*T, 1+N, C]`) of `T`-frame clips for
+    /// [`VideoClassifier::forward_from_levels`].
+    Levels(Vec<Tensor<3>>, usize),
+}
+
+/// One micro-batch: inputs, one target per clip.
+struct TrainBatch {
+    inputs: Inputs,
+    targets: Vec<usize>,
+}
+
+/// Where a training epoch's batches come from: the loader (decode, then the model runs the
+/// backbone) or a feature cache (stored levels, no decoding, no backbone). Both visit the
+/// entries in the loader's order for `(seed, epoch)`, so they see the same batches.
+enum BatchSource<'a> {
+    Live {
+        epoch: loader::Epoch,
+        device: Device,
+    },
+    Cached {
+        cache: &'a mut FeatureCache,
+        batches: std::vec::IntoIter<Vec<usize>>,
+        total: usize,
+        view: usize,
+        device: Device,
+    },
+}
+
+impl BatchSource<'_> {
+    fn len(&self) -> usize {
+        match self {
+            BatchSource::Live { epoch, .. } => epoch.len(),
+            BatchSource::Cached { total, .. } => *total,
+        }
+    }
+
+    /// The next micro-batch; `Ok(None)` for a batch whose clips were all unreadable.
+    fn next_batch(&mut self) -> Option<Result<Option<TrainBatch>>> {
+        match self {
+            BatchSource::Live { epoch, device } => {
+                let batch = epoch.next()?;
+                Some(
+                    batch
+                        .map_err(|p| Error::Input(format!("unreadable clip (strict): {p}")))
+                        .map(|batch| {
+                            (!batch.entries.is_empty()).then(|| TrainBatch {
+                                targets: batch.labels.iter().map(|l| l[0]).collect(),
+                                inputs: Inputs::Clips(Box::new(batch_tensor(&batch, device))),
+                            })
+                        }),
+                )
+            }
+            BatchSource::Cached {
+                cache,
+                batches,
+                view,
+                device,
+                ..
+            } => {
+                // Clips unreadable at extraction are not stored; as live, their batch shrinks.
+                let ids: Vec<usize> = batches
+                    .next()?
+                    .into_iter()
+                    .filter(|&i| cache.contains(i))
+                    .collect();
+                if ids.is_empty() {
+                    return Some(Ok(None));
+                }
+                let targets = ids
+                    .iter()
+                    .map(|&i| {
+                        cache
+                            .labels(i)
+                            .and_then(|l| l.first().copied())
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                let frames = cache.frames();
+                Some(cache.levels(&ids, *view, device).map(|levels| {
+                    Some(TrainBatch {
+                        inputs: Inputs::Levels(levels, frames),
+                        targets,
+                    })
+                }))
+            }
+        }
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        match self {
+            BatchSource::Live { epoch, .. } => epoch.problems(),
+            // Reported when the cache was extracted.
+            BatchSource::Cached { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Opens `[train] cache` for `job`, checking that it holds what the run needs.
+fn open_cache(job: &TrainJob, dir: &Path) -> Result<FeatureCache> {
+    if job.model.levels_needed().is_empty() {
+        return Err(Error::Input(format!(
+            "[train] cache = {:?} is set, but method `{}` trains inside the backbone, which a feature cache cannot serve; remove `cache` or use linear_probe, m_adapter or evl",
+            dir.display().to_string(),
+            job.method.name()
+        )));
+    }
+    // The views and dtype are the cache's choice; every other field must match.
+    let needed = CacheKey::new(
+        &job.backbone,
+        &job.model,
+        &job.spec,
+        CacheViews::Train {
+            count: 1,
+            seed: job.settings.seed,
+        },
+        CacheDtype::F32,
+        "train",
+        &job.train,
+    )?;
+    FeatureCache::open(dir, &needed)
+}
+
 fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((step as u64) << 20) ^ micro as u64
 }
@@ -353,12 +486,35 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
     let mut skipped = Vec::new();
     let mut final_loss = f64::NAN;
     let (mut timed_steps, mut timed_secs, mut timed_clips) = (0usize, 0f64, 0usize);
+    let mut cache = match &s.cache {
+        Some(dir) => Some(open_cache(&job, dir)?),
+        None => None,
+    };
     let end_epoch = match job.stop_after {
         Some(n) => (start_epoch + n).min(s.epochs),
         None => s.epochs,
     };
     for epoch in start_epoch..end_epoch {
-        let mut batches = loader::epoch(job.train.clone(), spec.clone(), &loader_cfg, epoch as u64);
+        let mut batches = match cache.as_mut() {
+            None => BatchSource::Live {
+                epoch: loader::epoch(job.train.clone(), spec.clone(), &loader_cfg, epoch as u64),
+                device: ad.clone(),
+            },
+            Some(cache) => {
+                let order = loader::epoch_order(job.train.len(), &loader_cfg, epoch as u64);
+                let batches: Vec<Vec<usize>> = order
+                    .chunks(loader_cfg.batch_size)
+                    .map(<[usize]>::to_vec)
+                    .collect();
+                BatchSource::Cached {
+                    total: batches.len(),
+                    batches: batches.into_iter(),
+                    view: epoch % cache.views(),
+                    cache,
+                    device: ad.clone(),
+                }
+            }
+        };
         let pb = bar(
             batches.len() as u64,
             &format!(
@@ -373,16 +529,21 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         let total = batches.len();
         let mut t0 = Instant::now();
         let mut clips_in_step = 0;
-        for (i, batch) in batches.by_ref().enumerate() {
-            let batch =
-                batch.map_err(|p| Error::Input(format!("unreadable clip (strict): {p}")))?;
-            if batch.entries.is_empty() {
+        let mut i = 0;
+        while let Some(batch) = batches.next_batch() {
+            i += 1;
+            let Some(batch) = batch? else {
                 continue;
-            }
-            let targets: Vec<usize> = batch.labels.iter().map(|l| l[0]).collect();
-            let x = batch_tensor(&batch, &ad);
+            };
+            let targets = batch.targets;
             let micro = buffer.micro_batches();
-            let logits = model.forward(x, Some(dropout_seed(s.seed, optim.step, micro)));
+            let seed = Some(dropout_seed(s.seed, optim.step, micro));
+            let logits = match batch.inputs {
+                Inputs::Clips(x) => model.forward(*x, seed),
+                Inputs::Levels(levels, frames) => {
+                    model.forward_from_levels(levels, frames, seed)?
+                }
+            };
             let loss = cross_entropy(logits, &targets, s.label_smoothing);
             let value = loss
                 .clone()
@@ -403,8 +564,8 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             buffer.accumulate(&model, &grads);
             loss_sum += value;
             loss_n += 1;
-            clips_in_step += batch.entries.len();
-            if buffer.micro_batches() >= s.accumulate.max(1) || i + 1 == total {
+            clips_in_step += targets.len();
+            if buffer.micro_batches() >= s.accumulate.max(1) || i == total {
                 let (m, norm) = optim.step(model, &mut buffer, &cfg);
                 model = m;
                 let dt = t0.elapsed().as_secs_f64();

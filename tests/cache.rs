@@ -1,0 +1,451 @@
+//! The side-branch feature cache end to end on the tiny ViT fixture and frame-folder clips
+//! written here: stored levels give the live forward's logits, a cache made with other
+//! settings is refused naming the field, a corrupted or missing shard is found by its
+//! checksum and re-extracted (an interrupted extraction resumes), and training from the
+//! cache follows the live run's loss trajectory step by step.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::tensor::Device;
+
+use vidapter::backbone::Backbone;
+use vidapter::cache::{
+    CacheDtype, CacheIndex, CacheKey, CacheViews, ExtractOptions, FeatureCache, extract,
+};
+use vidapter::data::loader::{self, ClipSpec, LoaderConfig, Views};
+use vidapter::data::sampling::Sampling;
+use vidapter::data::transform::SpatialConfig;
+use vidapter::data::{ClassMap, Entry, Source};
+use vidapter::methods::{EvlConfig, MAdapterConfig, MethodConfig, VideoClassifier};
+use vidapter::train::checkpoint::BackboneId;
+use vidapter::train::run::batch_tensor;
+use vidapter::train::{TrainJob, TrainSettings, train};
+
+/// `n` clips of 6 frames, 40x36 px PNGs; class 1 gets brighter over time, class 0 darker.
+fn clips(root: &Path, n: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|i| {
+            let label = i % 2;
+            let dir = root.join(format!("clip{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in 0..6u32 {
+                let level = if label == 1 { f * 40 } else { 200 - f * 40 };
+                let img = image::RgbImage::from_fn(40, 36, |x, y| {
+                    image::Rgb([
+                        level as u8,
+                        ((x * 5 + y * 3 + i as u32 * 7) % 256) as u8,
+                        90,
+                    ])
+                });
+                img.save(dir.join(format!("img_{:05}.png", f + 1))).unwrap();
+            }
+            Entry {
+                source: Source::Frames {
+                    dir,
+                    template: None,
+                    start: 1,
+                    count: None,
+                },
+                labels: vec![label],
+                origin: None,
+            }
+        })
+        .collect()
+}
+
+struct Fixture {
+    backbone: Backbone,
+    id: BackboneId,
+}
+
+fn fixture() -> Fixture {
+    let spec = common::fixture("vit");
+    let backbone = Backbone::load(spec.to_str().unwrap(), &Device::flex()).unwrap();
+    let id = BackboneId::of(
+        "vit",
+        std::slice::from_ref(&backbone.files.weights),
+        "tiny".into(),
+    )
+    .unwrap();
+    Fixture { backbone, id }
+}
+
+fn spec(f: &Fixture, frames: usize) -> ClipSpec {
+    ClipSpec {
+        sampling: Sampling::Segment { frames },
+        spatial: SpatialConfig {
+            size: 32,
+            short_side: 36,
+            area: [0.5, 1.0],
+            ratio: [0.75, 1.333],
+            flip: true,
+            mean: f.backbone.config.image_mean,
+            std: f.backbone.config.image_std,
+        },
+    }
+}
+
+/// EVL on every block with its cross-attention (so the embeddings are stored too).
+fn evl() -> MethodConfig {
+    MethodConfig::Evl(EvlConfig {
+        levels: 3,
+        heads: Some(2),
+        qkv_dim: Some(16),
+        frames: 4,
+        ..Default::default()
+    })
+}
+
+fn m_adapter() -> MethodConfig {
+    MethodConfig::MAdapter(MAdapterConfig {
+        width: 8,
+        dropout: 0.3,
+        ..Default::default()
+    })
+}
+
+fn opts(shard_size: usize) -> ExtractOptions {
+    ExtractOptions {
+        batch_size: 2,
+        workers: 2,
+        shard_size,
+        ..Default::default()
+    }
+}
+
+fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn cached_levels_give_the_logits_of_the_live_forward() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fixture();
+    let device = Device::flex();
+    let entries = Arc::new(clips(&tmp.path().join("data"), 5));
+    let spec = spec(&f, 4);
+    let views = CacheViews::Test {
+        temporal: 2,
+        spatial: 1,
+    };
+    for method in [evl(), m_adapter()] {
+        let model = VideoClassifier::new(f.backbone.model.clone(), &method, 2, 5, &device);
+        // Live: the test loader's batches, views of a clip adjacent.
+        let cfg = LoaderConfig {
+            batch_size: 5,
+            workers: 1,
+            prefetch: 1,
+            seed: 0,
+            shuffle: false,
+            views: Views::Test {
+                temporal: 2,
+                spatial: 1,
+            },
+            strict: true,
+            decode: Default::default(),
+        };
+        let batch = loader::epoch(entries.clone(), Arc::new(spec.clone()), &cfg, 0)
+            .next()
+            .unwrap()
+            .unwrap();
+        let live: Vec<f32> = model
+            .forward(batch_tensor(&batch, &device), None)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(); // [5*2, 2]
+        for (dtype, tol) in [(CacheDtype::F32, 1e-5), (CacheDtype::F16, 2e-2)] {
+            let dir = tmp.path().join(format!("{}-{dtype:?}", method.name()));
+            let key = CacheKey::new(&f.id, &model, &spec, views, dtype, "test", &entries).unwrap();
+            let r = extract(
+                &model,
+                &key,
+                entries.clone(),
+                &spec,
+                &dir,
+                &opts(2),
+                &device,
+            )
+            .unwrap();
+            assert_eq!((r.shards, r.extracted, r.clips), (3, 3, 5));
+            let mut cache = FeatureCache::open(&dir, &key).unwrap();
+            assert_eq!(cache.views(), 2);
+            assert_eq!(cache.labels(3), Some(&[1usize][..]));
+            for view in 0..2 {
+                let ids = [0, 1, 2, 3, 4];
+                let levels = cache.levels(&ids, view, &device).unwrap();
+                assert_eq!(levels.len(), model.levels_needed().len());
+                let cached: Vec<f32> = model
+                    .forward_from_levels(levels, 4, None)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                let live_view: Vec<f32> = (0..5)
+                    .flat_map(|e| live[(e * 2 + view) * 2..(e * 2 + view) * 2 + 2].to_vec())
+                    .collect();
+                let d = max_rel_diff(&cached, &live_view);
+                assert!(
+                    d < tol,
+                    "{} {dtype:?} view {view}: relative difference {d}",
+                    method.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_cache_made_with_other_settings_is_refused_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fixture();
+    let device = Device::flex();
+    let entries = Arc::new(clips(&tmp.path().join("data"), 3));
+    let model = VideoClassifier::new(f.backbone.model.clone(), &m_adapter(), 2, 5, &device);
+    let views = CacheViews::Train { count: 1, seed: 3 };
+    let dir = tmp.path().join("cache");
+    let key = CacheKey::new(
+        &f.id,
+        &model,
+        &spec(&f, 4),
+        views,
+        CacheDtype::F16,
+        "train",
+        &entries,
+    )
+    .unwrap();
+    extract(
+        &model,
+        &key,
+        entries.clone(),
+        &spec(&f, 4),
+        &dir,
+        &opts(8),
+        &device,
+    )
+    .unwrap();
+
+    // A run cutting 6-frame clips needs other numbers.
+    let six = CacheKey::new(
+        &f.id,
+        &model,
+        &spec(&f, 6),
+        views,
+        CacheDtype::F16,
+        "train",
+        &entries,
+    )
+    .unwrap();
+    let err = FeatureCache::open(&dir, &six).err().unwrap().to_string();
+    assert!(
+        err.contains("sampling") && err.contains("\"frames\":6"),
+        "{err}"
+    );
+    assert!(!err.contains("backbone_sha256"), "{err}");
+    // So does another backbone and another entry list.
+    let mut other = key.clone();
+    other.backbone_sha256 = "0".repeat(64);
+    other.entries_sha256 = vidapter::cache::entries_sha256(&entries[..2]);
+    let err = FeatureCache::open(&dir, &other).err().unwrap().to_string();
+    assert!(
+        err.contains("backbone_sha256") && err.contains("entries_sha256"),
+        "{err}"
+    );
+    // The views and the dtype are the cache's choice.
+    let mut any = key.clone();
+    any.views = CacheViews::Train { count: 4, seed: 9 };
+    any.dtype = CacheDtype::F32;
+    FeatureCache::open(&dir, &any).unwrap();
+    // Extracting other settings into the same folder is refused too, and leaves it intact.
+    let err = extract(
+        &model,
+        &six,
+        entries.clone(),
+        &spec(&f, 6),
+        &dir,
+        &opts(8),
+        &device,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("sampling"), "{err}");
+    FeatureCache::open(&dir, &key).unwrap();
+}
+
+#[test]
+fn a_corrupted_shard_is_detected_by_checksum_and_re_extracted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fixture();
+    let device = Device::flex();
+    let entries = Arc::new(clips(&tmp.path().join("data"), 5));
+    let spec = spec(&f, 4);
+    let model = VideoClassifier::new(f.backbone.model.clone(), &evl(), 2, 5, &device);
+    let views = CacheViews::Train { count: 2, seed: 3 };
+    let key = CacheKey::new(
+        &f.id,
+        &model,
+        &spec,
+        views,
+        CacheDtype::F16,
+        "train",
+        &entries,
+    )
+    .unwrap();
+    let dir = tmp.path().join("cache");
+    extract(
+        &model,
+        &key,
+        entries.clone(),
+        &spec,
+        &dir,
+        &opts(2),
+        &device,
+    )
+    .unwrap();
+    let shard = |k: usize| dir.join(format!("shard-{k:05}.safetensors"));
+    let original: Vec<Vec<u8>> = (0..3).map(|k| std::fs::read(shard(k)).unwrap()).collect();
+
+    // Shard 1 truncated; shard 2 never listed (the extraction was killed before it).
+    std::fs::write(shard(1), &original[1][..original[1].len() / 2]).unwrap();
+    let mut index = CacheIndex::read(&dir).unwrap();
+    index.shards.retain(|s| s.chunk != 2);
+    index.complete = false;
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_string(&index).unwrap(),
+    )
+    .unwrap();
+    let err = FeatureCache::open(&dir, &key).err().unwrap().to_string();
+    assert!(err.contains("did not finish"), "{err}");
+
+    let r = extract(
+        &model,
+        &key,
+        entries.clone(),
+        &spec,
+        &dir,
+        &opts(2),
+        &device,
+    )
+    .unwrap();
+    assert_eq!((r.reused, r.extracted), (1, 2), "{r:?}");
+    assert_eq!(r.corrupt.len(), 1, "{r:?}");
+    assert!(
+        r.corrupt[0].contains("shard-00001.safetensors") && r.corrupt[0].contains("SHA-256"),
+        "{}",
+        r.corrupt[0]
+    );
+    // Extraction is deterministic: the repaired cache is byte for byte the first one.
+    for (k, bytes) in original.iter().enumerate() {
+        assert!(
+            std::fs::read(shard(k)).unwrap() == *bytes,
+            "shard {k} differs"
+        );
+    }
+    let index = CacheIndex::read(&dir).unwrap();
+    assert!(index.complete);
+    assert_eq!(index.shards.len(), 3);
+    FeatureCache::open(&dir, &key).unwrap();
+}
+
+fn job(f: &Fixture, entries: &[Entry], out: &Path, cache: Option<&Path>) -> TrainJob {
+    let device = Device::flex();
+    let method = m_adapter();
+    TrainJob {
+        model: VideoClassifier::new(f.backbone.model.clone(), &method, 2, 7, &device),
+        method,
+        classes: ClassMap::new(vec!["darker".into(), "brighter".into()]),
+        backbone: f.id.clone(),
+        train: Arc::new(entries.to_vec()),
+        val: None,
+        spec: spec(f, 4),
+        settings: TrainSettings {
+            epochs: 3,
+            batch_size: 2,
+            accumulate: 2,
+            lr: 1e-2,
+            warmup_epochs: 0.5,
+            clip_grad_norm: 1.0,
+            label_smoothing: 0.1,
+            seed: 3,
+            workers: 2,
+            cache: cache.map(Path::to_path_buf),
+            ..Default::default()
+        },
+        out: out.to_path_buf(),
+        run_config: serde_json::json!({}),
+        stop_after: None,
+    }
+}
+
+fn step_losses(out: &Path) -> Vec<f64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "step")
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn training_from_the_cache_follows_the_live_loss_trajectory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fixture();
+    let device = Device::flex();
+    let entries = clips(&tmp.path().join("data"), 5);
+    let live_out = tmp.path().join("live");
+    let cached_out = tmp.path().join("cached");
+    let dir = tmp.path().join("cache");
+    // One stored view per epoch: view e is the loader's augmented epoch e, so the cached run
+    // sees exactly the clips (crops, flips, frame offsets) the live run decodes.
+    let j = job(&f, &entries, &cached_out, Some(&dir));
+    let views = CacheViews::Train { count: 3, seed: 3 };
+    let key = CacheKey::new(
+        &f.id,
+        &j.model,
+        &j.spec,
+        views,
+        CacheDtype::F32,
+        "train",
+        &entries,
+    )
+    .unwrap();
+    extract(
+        &j.model,
+        &key,
+        j.train.clone(),
+        &j.spec,
+        &dir,
+        &opts(3),
+        &device,
+    )
+    .unwrap();
+
+    let live = train(job(&f, &entries, &live_out, None), &device, false, false).unwrap();
+    let cached = train(j, &device, false, false).unwrap();
+    assert_eq!((live.epochs, live.steps), (cached.epochs, cached.steps));
+    let (a, b) = (step_losses(&live_out), step_losses(&cached_out));
+    assert_eq!(a.len(), 3 * 2, "3 epochs of 2 optimiser steps");
+    assert_eq!(a.len(), b.len());
+    for (s, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+            "step {s}: live {x}, cached {y}"
+        );
+    }
+    // The loss moved: the comparison is of a trajectory, not of a constant.
+    assert!(a.iter().any(|l| (l - a[0]).abs() > 1e-3), "{a:?}");
+
+    // An in-backbone method cannot train from a cache.
+    let mut fe = job(&f, &entries, &tmp.path().join("fe"), Some(&dir));
+    fe.method = MethodConfig::FeAdapter(Default::default());
+    fe.model = VideoClassifier::new(f.backbone.model.clone(), &fe.method, 2, 7, &device);
+    let err = train(fe, &device, false, false).err().unwrap().to_string();
+    assert!(err.contains("trains inside the backbone"), "{err}");
+}
