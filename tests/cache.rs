@@ -449,3 +449,163 @@ fn training_from_the_cache_follows_the_live_loss_trajectory() {
     let err = train(fe, &device, false, false).err().unwrap().to_string();
     assert!(err.contains("trains inside the backbone"), "{err}");
 }
+
+fn vidapter(args: &[&str], cwd: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vidapter"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// An mmaction2 raw-frame dataset of 4 clips per split (written as `clips` writes them) and
+/// a linear-probe run config over it.
+fn run_config(root: &Path) -> std::path::PathBuf {
+    for split in ["train", "val", "test"] {
+        let entries = clips(&root.join(split), 4);
+        let list: String = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{split}/clip{i} 6 {}\n", e.labels[0]))
+            .collect();
+        std::fs::write(root.join(format!("{split}.txt")), list).unwrap();
+    }
+    std::fs::write(root.join("classes.txt"), "darker\nbrighter\n").unwrap();
+    let path = root.join("probe.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"backbone = "{}"
+out = "runs/cached"
+
+[data]
+format = "mmaction_rawframes"
+root = "."
+train = "train.txt"
+val = "val.txt"
+test = "test.txt"
+classes = "classes.txt"
+filename_tmpl = "img_{{:05}}.png"
+
+[sampling]
+kind = "segment"
+frames = 4
+
+[spatial]
+size = 32
+
+[method]
+kind = "linear_probe"
+
+[train]
+epochs = 2
+batch_size = 3
+lr = 0.01
+workers = 2
+seed = 5
+
+[eval]
+temporal_views = 2
+spatial_views = 3
+"#,
+            common::fixture("vit").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn extract_command_writes_a_cache_that_train_uses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let cfg = run_config(root);
+    let cfg = cfg.to_str().unwrap();
+    let o = vidapter(
+        &[
+            "extract", "-q", "--config", cfg, "--out", "cache", "--views", "2", "--dtype", "f32",
+        ],
+        root,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("4 clips in 1 shards"), "{}", text(&o));
+    // Again: everything is kept.
+    let o = vidapter(
+        &[
+            "extract", "-q", "--config", cfg, "--out", "cache", "--views", "2", "--dtype", "f32",
+        ],
+        root,
+    );
+    assert!(text(&o).contains("0 extracted, 1 kept"), "{}", text(&o));
+    // The test split holds the test protocol's 2 x 3 views.
+    let o = vidapter(
+        &[
+            "extract",
+            "-q",
+            "--config",
+            cfg,
+            "--out",
+            "test-cache",
+            "--split",
+            "test",
+        ],
+        root,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let index = CacheIndex::read(&root.join("test-cache")).unwrap();
+    assert_eq!(index.key.views.count(), 6);
+    assert_eq!(index.key.split, "test");
+    let o = vidapter(
+        &[
+            "extract", "-q", "--config", cfg, "--out", "x", "--split", "val", "--views", "2",
+        ],
+        root,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("--views"),
+        "{}",
+        text(&o)
+    );
+
+    let o = vidapter(&["train", cfg, "-q", "--set", "train.cache=cache"], root);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = vidapter(&["train", cfg, "-q", "--set", "out=runs/live"], root);
+    assert!(o.status.success(), "{}", text(&o));
+    let (a, b) = (
+        step_losses(&root.join("runs/live")),
+        step_losses(&root.join("runs/cached")),
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+            "live {a:?}, cached {b:?}"
+        );
+    }
+    // A cache of other settings is refused by name.
+    let o = vidapter(
+        &[
+            "train",
+            cfg,
+            "-q",
+            "--set",
+            "train.cache=cache",
+            "--set",
+            "sampling.frames=3",
+        ],
+        root,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("sampling"),
+        "{}",
+        text(&o)
+    );
+}
