@@ -23,6 +23,7 @@
 
 pub mod backbone;
 pub mod bench;
+pub mod bench_cache;
 pub mod bench_train;
 pub mod cache;
 pub mod compare;

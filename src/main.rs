@@ -302,6 +302,24 @@ enum BenchWhat {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Epoch time of a side-branch run from its feature cache against decoding and running
+    /// the backbone every epoch (and the extraction's one-off cost).
+    Cache {
+        /// Run config of a side-branch method (its training split is used).
+        config: PathBuf,
+        /// Backbone (default: ViT-B/16 shapes, random weights).
+        #[arg(long)]
+        backbone: Option<String>,
+        /// Epochs timed each way.
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// Stored precision: f16 or f32.
+        #[arg(long, default_value = "f16")]
+        dtype: vidapter::cache::CacheDtype,
+        /// Override a config field (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// (Used by `bench train`.) One method's steps in this process; prints JSON figures.
     #[command(hide = true)]
     TrainStep {
@@ -799,6 +817,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("wrote {}", out.join("dataset.toml").display());
         }
         Command::Bench { what } => match what {
+            BenchWhat::Cache {
+                config,
+                backbone,
+                epochs,
+                dtype,
+                set,
+            } => {
+                let cfg = RunConfig::from_file(&config, &overrides(&set, Vec::new())?)?;
+                let b = vidapter::bench_cache::bench_cache(
+                    &cfg,
+                    &config,
+                    backbone.as_deref(),
+                    epochs,
+                    dtype,
+                    &device,
+                )?;
+                println!(
+                    "{} on {} clips, {} epoch(s) each way: live {:.2} s/epoch, from the cache {:.3} s/epoch ({:.1}x); extraction {:.2} s once, {:.1} MiB ({:?})",
+                    b.method,
+                    b.clips,
+                    b.epochs,
+                    b.live_epoch_s,
+                    b.cached_epoch_s,
+                    b.live_epoch_s / b.cached_epoch_s.max(1e-9),
+                    b.extract_s,
+                    b.cache_bytes as f64 / (1 << 20) as f64,
+                    b.dtype
+                );
+                println!("{}", serde_json::to_string(&b)?);
+            }
             BenchWhat::TrainStep {
                 method,
                 backbone,
