@@ -28,7 +28,10 @@
 //!
 //! Extraction ([`extract`]) writes every shard atomically and rewrites the index after each
 //! one, so an interrupted extraction resumes: shards the index lists are kept when their
-//! SHA-256 still matches, and re-extracted (with a warning) when it does not.
+//! SHA-256 still matches, and re-extracted (with a warning) when it does not. Opening a cache
+//! for training checks the key and the shards' structure, not their checksums (hashing a
+//! dataset-sized cache at every run would cost minutes); run the extraction again to verify.
+//! The entry hash covers the sources' paths, so a moved dataset needs a new cache.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -373,6 +376,15 @@ pub fn extract(
             problems: Vec::new(),
         }
     };
+    // Temporary files of a write that was killed midway (see `util::write_atomic`).
+    if let Ok(listing) = std::fs::read_dir(dir) {
+        for e in listing.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".shard-") && name.contains(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     // A resumed extraction keeps the shard size it started with, so chunks line up.
     let shard_size = index.shard_size.max(1);
     let n = entries.len();
