@@ -315,7 +315,7 @@ fn every_preset_parses_and_validates() {
             n += 1;
         }
     }
-    assert!(n >= 5, "{n} presets");
+    assert!(n >= 9, "{n} presets");
 }
 
 #[test]
