@@ -109,8 +109,8 @@ impl Sizes {
                 val: 4,
                 test: 6,
                 stills: 300,
-                image_epochs: 30,
-                epochs: 6,
+                image_epochs: 60,
+                epochs: 10,
             }
         } else {
             Sizes {
@@ -118,7 +118,7 @@ impl Sizes {
                 val: 8,
                 test: 16,
                 stills: 400,
-                image_epochs: 30,
+                image_epochs: 60,
                 epochs: 12,
             }
         }
@@ -318,12 +318,12 @@ fn methods() -> Vec<(&'static str, &'static str, f64)> {
         (
             "st_adapter",
             "kind = \"st_adapter\"\nbottleneck = 32\ndropout = 0.0",
-            3e-3,
+            1e-3,
         ),
         (
             "fe_adapter",
             "kind = \"fe_adapter\"\nbottleneck = 32\ndropout = 0.0",
-            3e-3,
+            1e-3,
         ),
         (
             "m_adapter",
@@ -518,7 +518,9 @@ fn mib(b: u64) -> f64 {
 
 fn findings(rows: &[DemoRow]) -> Vec<String> {
     let get = |m: &str| rows.iter().find(|r| r.method == m);
-    let mut out = Vec::new();
+    let mut out = vec![
+        "How to read it: the four courses of an expression show the same frames in different orders, so averaging frame features can at best tell smile from frown: 25% UAR of the 8 classes in expectation. Chance is 12.5%; above 25% a method must use temporal order. The test split is small (the quick demo: 6 clips per class), so differences of a few points are noise.".to_string(),
+    ];
     if let Some(probe) = get("linear_probe") {
         for m in ["fe_adapter", "st_adapter"] {
             if let Some(r) = get(m) {
