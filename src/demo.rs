@@ -502,6 +502,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
     let report = write_report(
         out,
         &rows,
+        sizes.test,
         image_accuracy,
         &summary.classes,
         &data,
@@ -516,11 +517,11 @@ fn mib(b: u64) -> f64 {
     b as f64 / (1u64 << 20) as f64
 }
 
-fn findings(rows: &[DemoRow]) -> Vec<String> {
+fn findings(rows: &[DemoRow], test_per_class: usize) -> Vec<String> {
     let get = |m: &str| rows.iter().find(|r| r.method == m);
-    let mut out = vec![
-        "How to read it: the four courses of an expression show the same frames in different orders, so averaging frame features can at best tell smile from frown: 25% UAR of the 8 classes in expectation. Chance is 12.5%; above 25% a method must use temporal order. The test split is small (the quick demo: 6 clips per class), so differences of a few points are noise.".to_string(),
-    ];
+    let mut out = vec![format!(
+        "How to read it: the four courses of an expression show the same frames in different orders, so averaging frame features can at best tell smile from frown: 25% UAR of the 8 classes in expectation. Chance is 12.5%; above 25% a method must use temporal order. The test split is small ({test_per_class} clips per class), so differences of a few points are noise."
+    )];
     if let Some(probe) = get("linear_probe") {
         for m in ["fe_adapter", "st_adapter"] {
             if let Some(r) = get(m) {
@@ -568,9 +569,11 @@ fn findings(rows: &[DemoRow]) -> Vec<String> {
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_report(
     out: &Path,
     rows: &[DemoRow],
+    test_per_class: usize,
     image_accuracy: f64,
     classes: &[String],
     data: &Path,
@@ -651,7 +654,7 @@ fn write_report(
             ]
         })
         .collect();
-    let found = findings(rows);
+    let found = findings(rows, test_per_class);
     let md = format!(
         "# vidapter demo\n\n\
          A small ViT was trained from scratch on still images of peak expressions \
