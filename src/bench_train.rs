@@ -65,12 +65,6 @@ pub struct StepBench {
     pub classes: usize,
 }
 
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-}
-
 /// Runs the steps of `method` in this process (the child side of [`bench_train`]).
 pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> Result<StepFigures> {
     let backbone = match &opts.backbone {
@@ -85,7 +79,7 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
     let (trainable, total) = model.param_totals();
     let ad = device.clone().autodiff();
     let mut model = model.fork(&ad).train();
-    let rss_model_bytes = rss_bytes().unwrap_or(0);
+    let rss_model_bytes = crate::util::proc_status_bytes("VmRSS").unwrap_or(0);
     let cfg = OptimConfig {
         lr: 1e-4,
         weight_decay: 0.05,

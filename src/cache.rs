@@ -38,7 +38,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -427,18 +426,11 @@ pub fn extract(
         }
     }
     index.complete = false;
-    let bar = if opts.progress {
-        let b = ProgressBar::new(n as u64);
-        b.set_style(
-            ProgressStyle::with_template(
-                "extract {bar:25} {pos}/{len} clips  {per_sec}  ETA {eta}  {msg}",
-            )
-            .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::util::progress_bar(
+        n as u64,
+        "extract {bar:25} {pos}/{len} clips  {per_sec}  ETA {eta}  {msg}",
+        opts.progress,
+    );
     let spec = Arc::new(spec.clone());
     for chunk in 0..chunks {
         let ids: Vec<usize> = (chunk * shard_size..((chunk + 1) * shard_size).min(n)).collect();

@@ -22,7 +22,6 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -239,18 +238,11 @@ fn pretrain_image_model(
         backbone_lr_scale: 1.0,
     };
     let mut optim = AdamW::default();
-    let bar = if progress {
-        let b = ProgressBar::new((steps_per_epoch * sizes.image_epochs) as u64);
-        b.set_style(
-            ProgressStyle::with_template(
-                "image classifier {bar:25} {pos}/{len} steps  {msg}  ETA {eta}",
-            )
-            .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::util::progress_bar(
+        (steps_per_epoch * sizes.image_epochs) as u64,
+        "image classifier {bar:25} {pos}/{len} steps  {msg}  ETA {eta}",
+        progress,
+    );
     let mut order: Vec<usize> = (0..train.len()).collect();
     for _ in 0..sizes.image_epochs {
         order.shuffle(&mut rng);

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
@@ -322,18 +321,11 @@ fn evaluate_with(
         strict: cfg.train.strict,
         decode: DecodeOptions::default(),
     };
-    let bar = if progress {
-        let b = ProgressBar::new(entries.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template(&format!(
-                "{split} {{bar:25}} {{pos}}/{{len}} clips  {{per_sec}}  ETA {{eta}}"
-            ))
-            .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::util::progress_bar(
+        entries.len() as u64,
+        &format!("{split} {{bar:25}} {{pos}}/{{len}} clips  {{per_sec}}  ETA {{eta}}"),
+        progress,
+    );
     let p = predict_probs(
         &model,
         entries,
@@ -560,16 +552,11 @@ pub fn predict(
     let views = cfg.eval.temporal_views.max(1);
     let spatial = &prep.spec.spatial;
     let names = &prep.classes.names;
-    let bar = if progress {
-        let b = ProgressBar::new(inputs.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template("predict {bar:25} {pos}/{len} videos  ETA {eta}")
-                .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::util::progress_bar(
+        inputs.len() as u64,
+        "predict {bar:25} {pos}/{len} videos  ETA {eta}",
+        progress,
+    );
     let mut out = Vec::new();
     for path in inputs {
         let source = if path.is_dir() {

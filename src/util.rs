@@ -49,3 +49,25 @@ pub fn same_context<const D: usize, const E: usize>(
         None => x,
     }
 }
+
+/// A progress bar with `template` over `len` steps, or a hidden one when `show` is false
+/// (`--quiet`, tests), so callers draw unconditionally.
+pub fn progress_bar(len: u64, template: &str, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+    bar
+}
+
+/// A `/proc/self/status` memory field of this process (`VmRSS`, `VmHWM`, ...) in bytes;
+/// `None` off Linux.
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -99,27 +99,6 @@ impl PathStack {
     }
 }
 
-/// `(path, value)` of every parameter that requires a gradient, in visiting order.
-pub fn trainable<M: Module>(model: &M) -> Vec<(String, Vec<usize>)> {
-    struct V(PathStack, Vec<(String, Vec<usize>)>);
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if p.val().is_require_grad() {
-                self.1.push((self.0.with(""), p.val().dims().to_vec()));
-            }
-        }
-    }
-    let mut v = V(PathStack(Vec::new()), Vec::new());
-    model.visit(&mut v);
-    v.1
-}
-
 impl GradBuffer {
     /// Adds the gradients in `grads` of `model`'s trainable parameters.
     pub fn accumulate<M: Module>(&mut self, model: &M, grads: &Gradients) {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, BackboneId, CheckpointMeta};
@@ -163,10 +163,7 @@ pub struct TrainSummary {
 
 /// Peak resident set size of this process so far (Linux `VmHWM`), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    crate::util::proc_status_bytes("VmHWM")
 }
 
 /// `[B, T, 3, S, S]` tensor of a loader batch on `device`.
@@ -386,15 +383,6 @@ fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((step as u64) << 20) ^ micro as u64
 }
 
-fn bar(len: u64, template: &str, progress: bool) -> ProgressBar {
-    if !progress {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(len);
-    b.set_style(ProgressStyle::with_template(template).expect("valid template"));
-    b
-}
-
 /// Trains `job` on `device`; resumes from `job.out/last.safetensors` when `resume` is set and
 /// that file exists.
 pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Result<TrainSummary> {
@@ -515,7 +503,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 }
             }
         };
-        let pb = bar(
+        let pb = crate::util::progress_bar(
             batches.len() as u64,
             &format!(
                 "epoch {}/{} {{bar:25}} {{pos}}/{{len}} batches  {{msg}}  ETA {{eta}}",
@@ -600,7 +588,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         });
         let mut improved = false;
         if let Some(val) = &job.val {
-            let vb = bar(
+            let vb = crate::util::progress_bar(
                 val.len() as u64,
                 "validate {bar:25} {pos}/{len} clips  ETA {eta}",
                 progress,
