@@ -144,6 +144,32 @@ class HFBackbone(nn.Module):
             return x + layer.mlp(layer.layer_norm2(x))
         return x + layer.layer_scale2(layer.mlp(layer.norm2(x)))
 
+    @property
+    def patch_size(self):
+        return self.model.config.patch_size
+
+    @property
+    def trained_grid(self):
+        """The patch grid `(gh, gw)` of the trained image size (vidapter's `VitConfig::grid`)."""
+        g = self.model.config.image_size // self.model.config.patch_size
+        return (g, g)
+
+    def query_key(self, i, x):
+        """Block i's attention queries and keys for its input x [B, L, C]: the frozen block's
+        q and k projections of LN1(x), unscaled, each [B, L, heads, C/heads] (vidapter's
+        `Block::query_key`, which EVL's temporal cross-attention reads)."""
+        layer = self.layers[i]
+        if self.family == "vit":
+            attn, ln1 = layer.attention, layer.layernorm_before
+        elif self.family == "clip":
+            attn, ln1 = layer.self_attn, layer.layer_norm1
+        else:
+            attn, ln1 = layer.attention, layer.norm1
+        y = ln1(x)
+        heads = self.model.config.num_attention_heads
+        shape = (*x.shape[:2], heads, x.shape[2] // heads)
+        return attn.q_proj(y).reshape(shape), attn.k_proj(y).reshape(shape)
+
     def pool(self, x):
         """The pooled feature of class tokens x [..., C] (vidapter's `frame_features` on a
         `[*, 1, C]` input): CLIP's post-LN, ViT / DINOv2's final LN."""
