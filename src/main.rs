@@ -301,6 +301,17 @@ enum BenchWhat {
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also run each method in the PyTorch reference (reference/vidapter_ref), right
+        /// after vidapter's, and print both sides with the ratio.
+        #[arg(long)]
+        torch: bool,
+        /// Python with torch and transformers for --torch (default: $VIDAPTER_PYTHON, else
+        /// python3).
+        #[arg(long, requires = "torch")]
+        python: Option<String>,
+        /// CPU threads of each side (default: RAYON_NUM_THREADS, else all cores).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Epoch time of a side-branch run from its feature cache against decoding and running
     /// the backbone every epoch (and the extraction's one-off cost).
@@ -876,66 +887,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 steps,
                 classes,
                 json,
+                torch,
+                python,
+                threads,
             } => {
-                let opts = bench_train::StepBench {
-                    backbone: backbone.clone(),
-                    batch,
-                    frames,
-                    size,
-                    steps: steps.max(1),
-                    classes,
+                if threads == Some(0) {
+                    bail!("--threads must be at least 1");
+                }
+                let torch_side = torch.then(|| bench_train::find_torch(&python_for_bench(python)));
+                if let Some(Err(why)) = &torch_side {
+                    eprintln!("note: {why}; timing vidapter only");
+                }
+                let bench = bench_train::TrainBench {
+                    methods,
+                    step: bench_train::StepBench {
+                        backbone,
+                        batch,
+                        frames,
+                        size,
+                        steps: steps.max(1),
+                        classes,
+                    },
+                    device: cli.device.clone(),
+                    threads: threads.unwrap_or_else(bench_train::default_threads),
+                    torch: torch_side,
                 };
                 let exe = std::env::current_exe().context("locating the vidapter binary")?;
-                let quiet = cli.quiet;
-                let rows = bench_train::bench_train(&exe, &methods, &opts, &cli.device, |m| {
-                    if !quiet {
-                        eprintln!("timing {m} ...");
-                    }
+                let sides = if matches!(bench.torch, Some(Ok(_))) {
+                    2
+                } else {
+                    1
+                };
+                let bar = vidapter::util::progress_bar(
+                    (bench.methods.len() * sides) as u64,
+                    "{spinner} [{pos}/{len}] {msg} ({elapsed})",
+                    !cli.quiet,
+                );
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                let report = bench_train::bench_train(&exe, &bench, |done, m, side| {
+                    bar.set_position(done as u64);
+                    bar.set_message(format!("{m}: {side}"));
                 })?;
-                let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
-                let full = rows.iter().find(|r| r.method == "full_finetune");
-                println!(
-                    "one training step, {} x {batch} clips x {frames} frames{}, {} on {}",
-                    backbone.as_deref().unwrap_or("ViT-B/16 (random weights)"),
-                    size.map(|s| format!(" at {s} px")).unwrap_or_default(),
-                    cli.device,
-                    std::env::consts::ARCH
-                );
-                let table: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.method.clone(),
-                            r.trainable.to_string(),
-                            format!("{:.2}", r.step_s),
-                            format!("{:.2}", r.clips_per_s),
-                            format!("{:.0}", mib(r.peak_bytes)),
-                            format!("{:.0}", mib(r.peak_bytes.saturating_sub(r.rss_model_bytes))),
-                            full.map_or("-".into(), |f| {
-                                format!("{:.2}", r.peak_bytes as f64 / f.peak_bytes.max(1) as f64)
-                            }),
-                        ]
-                    })
-                    .collect();
-                print!(
-                    "{}",
-                    vidapter::eval::plain_table(
-                        &[
-                            "method",
-                            "trainable",
-                            "s/step",
-                            "clips/s",
-                            "peak MiB",
-                            "training MiB",
-                            "peak / full FT"
-                        ],
-                        &table
-                    )
-                );
-                println!("training MiB = peak minus resident memory once the model is built");
+                bar.finish_and_clear();
+                print!("{}", bench_train::render(&report));
                 if let Some(path) = json {
-                    std::fs::write(&path, serde_json::to_string_pretty(&rows)?)
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    vidapter::util::write_atomic(
+                        &path,
+                        serde_json::to_string_pretty(&report)?.as_bytes(),
+                    )?;
                 }
             }
             BenchWhat::Data {

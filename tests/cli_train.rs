@@ -341,14 +341,18 @@ fn bench_train_measures_every_method_in_its_own_process() {
         json.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let rows: serde_json::Value =
+    let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let rows = rows.as_array().unwrap();
+    let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
-    for r in rows {
+    let rows: Vec<&serde_json::Value> = rows.iter().map(|r| &r["vidapter"]).collect();
+    for r in &rows {
         assert!(r["peak_bytes"].as_u64().unwrap() >= r["rss_model_bytes"].as_u64().unwrap());
         assert!(r["step_s"].as_f64().unwrap() > 0.0);
+        assert!(r["forward_s"].as_f64().unwrap() > 0.0);
     }
+    // Without --torch, no PyTorch side.
+    assert!(report["rows"].as_array().unwrap()[0]["pytorch"].is_null());
     // Only the head trains in the probe; everything in full fine-tuning.
     assert_eq!(rows[0]["trainable"], 32 * 3 + 3);
     assert_eq!(rows[2]["trainable"], rows[2]["total"]);

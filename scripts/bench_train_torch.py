@@ -1,0 +1,196 @@
+"""PyTorch side of `vidapter bench train --torch`: one method's training step and forward pass
+in the reference (reference/vidapter_ref), timed as vidapter's `bench train-step` child times
+its own.
+
+Usage: python bench_train_torch.py '<json args>'   (called by vidapter; prints one JSON line)
+
+args:
+    method      the `[method]` table as vidapter resolved it (every field, nulls left out),
+                e.g. {"kind": "fe_adapter", "bottleneck": 384, ...}
+    config      the backbone's transformers config.json as a dict (model_type vit,
+                clip_vision_model, clip or dinov2), or
+    backbone    a backbone folder whose config.json is read instead
+    reference   the folder that holds the `vidapter_ref` package
+    batch, frames, size, steps, classes, threads, label_smoothing
+
+What runs, in this order (the same as vidapter's child):
+    1. torch.set_num_threads(threads): the thread count vidapter's CPU backend uses;
+    2. a transformers model of the config's shapes with random weights (seed 0, float32, eager
+       attention as the reference's `load_backbone` uses), wrapped in `HFBackbone`, and
+       `VideoClassifier(backbone, method, classes)`; the resident memory is read here;
+    3. steps + 1 training steps on fresh random clips [batch, frames, 3, size, size]: forward,
+       label-smoothed cross-entropy, backward, torch.optim.AdamW (lr 1e-4, betas 0.9/0.999,
+       eps 1e-8, weight decay 0.05 on tensors of 2+ dims and none on biases / norms, as
+       vidapter's AdamW) over the trainable parameters only; the first is not timed;
+    4. the peak resident memory: `ru_maxrss`, the process's own high-water mark (the same
+       figure as vidapter's VmHWM), read before the forward passes so that it is the
+       training peak;
+    5. steps + 1 forward passes under torch.inference_mode(), the first not timed.
+
+Output: {"method", "trainable", "total", "step_s", "clips_per_s", "forward_s",
+"rss_start_bytes", "rss_model_bytes", "peak_bytes", "torch", "transformers", "threads",
+"attn_implementation"}; times are medians in seconds, memory in bytes. On failure:
+{"error": "...", "unsupported": true when the reference package does not know the method}.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+
+class Unsupported(Exception):
+    """The reference package has no such method."""
+
+
+def proc_status_bytes(field):
+    """A /proc/self/status memory field (VmRSS, VmHWM, ...) in bytes; 0 off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def median(values):
+    s = sorted(values)
+    return s[len(s) // 2]
+
+
+def backbone_config(args):
+    """(transformers config class name, kwargs) from `config` or `backbone`/config.json."""
+    if "config" in args:
+        cfg = dict(args["config"])
+    else:
+        path = os.path.join(args["backbone"], "config.json")
+        with open(path) as f:
+            cfg = json.load(f)
+    if cfg.get("model_type") == "clip":  # a whole CLIPModel: its vision tower
+        cfg = dict(cfg["vision_config"], model_type="clip_vision_model")
+    return cfg
+
+
+def build_backbone(cfg):
+    """A random-weight transformers model of `cfg`'s shapes, in vidapter's seams."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+    from vidapter_ref import HFBackbone
+
+    families = {"vit": "vit", "clip_vision_model": "clip", "dinov2": "dinov2"}
+    model_type = cfg.pop("model_type", None)
+    if model_type not in families:
+        raise ValueError(f"config.json model_type {model_type!r} is not one of {sorted(families)}")
+    for key in ("architectures", "transformers_version", "dtype", "torch_dtype"):
+        cfg.pop(key, None)
+    config = AutoConfig.for_model(model_type, **cfg)
+    torch.manual_seed(0)
+    model = AutoModel.from_config(config, attn_implementation="eager", dtype=torch.float32)
+    return HFBackbone(model, families[model_type])
+
+
+def build_classifier(backbone, table, classes):
+    """`VideoClassifier(backbone, table, classes)`; Unsupported when the package does not
+    know the method's kind at all (as opposed to rejecting one of its fields)."""
+    import vidapter_ref
+
+    try:
+        return vidapter_ref.VideoClassifier(backbone, table, classes)
+    except (ValueError, KeyError, NotImplementedError, TypeError) as e:
+        parse = getattr(vidapter_ref, "parse_method", None)
+        known = True
+        if parse is not None:
+            try:
+                parse({"kind": table["kind"]})
+            except (ValueError, KeyError, NotImplementedError):
+                known = False
+        if not known:
+            raise Unsupported(f"the reference package has no method {table['kind']!r}: {e}") from e
+        raise
+
+
+def run(args):
+    import torch
+    import transformers
+
+    sys.path.insert(0, args["reference"])
+    from vidapter_ref import cross_entropy
+
+    # The runtime's own footprint (interpreter, torch, transformers), before any model.
+    rss_start = proc_status_bytes("VmRSS")
+
+    torch.set_num_threads(int(args["threads"]))
+    b, t, s = args["batch"], args["frames"], args["size"]
+    steps, classes = max(1, args["steps"]), args["classes"]
+    model = build_classifier(build_backbone(backbone_config(args)), args["method"], classes)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in trainable)
+    n_total = sum(p.numel() for p in model.parameters())
+    rss_model = proc_status_bytes("VmRSS")
+
+    # vidapter's AdamW decays tensors of two or more dimensions only.
+    groups = [
+        {"params": [p for p in trainable if p.dim() > 1], "weight_decay": 0.05},
+        {"params": [p for p in trainable if p.dim() <= 1], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    optim = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
+    targets = torch.arange(b) % classes
+    torch.manual_seed(0)
+    model.train()
+    step_times = []
+    for step in range(steps + 1):
+        x = torch.randn(b, t, 3, s, s)
+        t0 = time.perf_counter()
+        optim.zero_grad(set_to_none=True)
+        loss = cross_entropy(model(x), targets, args["label_smoothing"])
+        loss.backward()
+        optim.step()
+        if step > 0:
+            step_times.append(time.perf_counter() - t0)
+    # Linux reports ru_maxrss in KiB.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    model.eval()
+    forward_times = []
+    with torch.inference_mode():
+        for step in range(steps + 1):
+            x = torch.randn(b, t, 3, s, s)
+            t0 = time.perf_counter()
+            model(x)
+            if step > 0:
+                forward_times.append(time.perf_counter() - t0)
+    step_s = median(step_times)
+    return {
+        "method": args["method"]["kind"],
+        "trainable": n_trainable,
+        "total": n_total,
+        "step_s": step_s,
+        "clips_per_s": b / step_s,
+        "forward_s": median(forward_times),
+        "rss_start_bytes": rss_start,
+        "rss_model_bytes": rss_model,
+        "peak_bytes": peak,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "threads": torch.get_num_threads(),
+        "attn_implementation": "eager",
+    }
+
+
+def main():
+    args = json.loads(sys.argv[1])
+    try:
+        out = run(args)
+    except Unsupported as e:
+        out = {"error": str(e), "unsupported": True}
+    except Exception as e:  # reported as this method's PyTorch figure being unavailable
+        out = {"error": f"{type(e).__name__}: {e}", "unsupported": False}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
