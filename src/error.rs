@@ -10,13 +10,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    ///
+    /// The OS message is part of this error's own text and deliberately not exposed as its
+    /// `source()`, so that a chained report (`anyhow`'s `{:#}`) prints it once.
+    #[error("{}: {err}", path.display())]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
 
     /// A file exists but its content is not what its format requires.
@@ -120,7 +122,7 @@ impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
-            source,
+            err: source,
         }
     }
 

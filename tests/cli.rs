@@ -189,6 +189,17 @@ fn missing_path_is_named() {
 }
 
 #[test]
+fn an_os_error_is_printed_once() {
+    let err = fails(&["train", "/no/such/run.toml"]);
+    assert!(err.contains("/no/such/run.toml"), "{err}");
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the OS message should appear exactly once: {err}"
+    );
+}
+
+#[test]
 fn unknown_architecture_names_model_type() {
     let dir = copy_fixture("vit");
     let cfg = dir.path().join("config.json");
