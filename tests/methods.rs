@@ -79,6 +79,34 @@ fn zero_init_adapter_equals_image_model() {
 }
 
 #[test]
+fn full_finetune_trains_exactly_the_weights_that_get_a_gradient() {
+    // The ViT fixture has a dense + tanh pooler that no clip feature reads: it must not be
+    // counted (or optimised) as trainable.
+    let device = Device::flex();
+    let bb = backbone("vit");
+    let size = bb.config().image_size;
+    let ad = device.clone().autodiff();
+    let x = clips(2, 4, size, 2, &ad);
+    let method = MethodConfig::FullFinetune(FullFinetuneConfig {
+        dropout: 0.0,
+        backbone_lr_scale: 1.0,
+    });
+    let model = VideoClassifier::new(bb, &method, 3, 0, &device).train();
+    let grads = common::grads_by_path(&model, x, &[0, 2]);
+    let mut pooler_seen = false;
+    for (_, path, trainable) in common::params(&model) {
+        pooler_seen |= path.contains("pooler");
+        assert_eq!(
+            trainable,
+            grads.contains_key(&path),
+            "{path}: trainable {trainable} but gradient present {}",
+            grads.contains_key(&path)
+        );
+    }
+    assert!(pooler_seen, "the fixture should have a pooler to test");
+}
+
+#[test]
 fn frozen_weights_get_no_gradient() {
     let device = Device::flex();
     let bb = backbone("vit");

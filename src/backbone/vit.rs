@@ -296,6 +296,14 @@ pub struct VisionTransformer {
 }
 
 impl VisionTransformer {
+    /// The same model with ViT's dense + tanh pooler (if any) frozen. vidapter's clip
+    /// features read the class token through the final norm (CLIP: its post-norm), never
+    /// through that pooler, so fine-tuning it would count weights that get no gradient.
+    pub fn with_pooler_frozen(mut self) -> Self {
+        self.pooler = self.pooler.map(|l| l.no_grad());
+        self
+    }
+
     pub(crate) fn from_raw(raw: RawVit, config: VitConfig, device: &Device) -> Self {
         let c = config.hidden_size;
         let p = config.patch_size;

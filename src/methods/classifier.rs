@@ -114,7 +114,8 @@ impl VideoClassifier {
             }
         }
         let backbone = match method {
-            MethodConfig::FullFinetune(_) => backbone.set_require_grad(true),
+            // Every weight a clip feature reads; ViT's tanh pooler is never read.
+            MethodConfig::FullFinetune(_) => backbone.set_require_grad(true).with_pooler_frozen(),
             _ => backbone.no_grad(),
         };
         // Side branches draw their init before the head; other methods draw nothing here.
