@@ -142,6 +142,8 @@ SIDE_CASES = [
     ("clip_vision_f16", "evl", EVL_DEFAULT, None),
     ("dinov2_bf16", "m_adapter", M_DEFAULT, None),
     ("dinov2_bf16", "evl", EVL_DEFAULT, None),
+    # M-adapter's temporal module followed by GELU (`temporal_act = "gelu"`).
+    ("vit", "m_adapter_gelu_act", dict(M_DEFAULT, temporal_act="gelu"), None),
 ]
 
 

@@ -46,7 +46,7 @@ const NOISE_SHARE: f64 = 1e-5;
 
 /// Every fixture, as `<backbone>-<case>`; `every_fixture_file_is_checked` keeps this list
 /// and the folder in step.
-const CASES: [&str; 28] = [
+const CASES: [&str; 29] = [
     "vit-fe_adapter",
     "vit-st_adapter",
     "vit-st_adapter_both",
@@ -66,6 +66,7 @@ const CASES: [&str; 28] = [
     "vit-m_adapter_sum_attention",
     "vit-m_adapter_concat_cls",
     "vit-m_adapter_grid_pool",
+    "vit-m_adapter_gelu_act",
     "vit-evl",
     "vit-evl_levels3",
     "vit-evl_plain",
@@ -417,6 +418,11 @@ fn m_adapter_sum_fusion_temporal_attention_resampled_positions_on_vit_matches_py
 #[test]
 fn m_adapter_concat_fusion_cls_readout_level_subset_on_vit_matches_pytorch() {
     check("vit-m_adapter_concat_cls");
+}
+
+#[test]
+fn m_adapter_with_gelu_after_the_temporal_module_on_vit_matches_pytorch() {
+    check("vit-m_adapter_gelu_act");
 }
 
 #[test]

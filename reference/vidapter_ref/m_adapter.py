@@ -10,8 +10,9 @@ docs define it (our reading of Li et al., CVIU 2024; the paper's body was not av
     h = z_first                                   the first level starts the branch
     h = Fusion_l(h, z_l)                          gated: g*h + (1-g)*z, g = sigmoid(a_l)
                                                   sum: h + z;  concat_proj: W_l [h; z] + b_l
-    h = h + Temporal_l(h)                         conv: depthwise Conv1d k=3 over T
+    h = h + act(Temporal_l(h))                    conv: depthwise Conv1d k=3 over T
                                                   attention: out(MHSA_T(LN(h + pos_T))) per token
+                                                  act: identity (default) or exact GELU
     feature = LN(pool(h))     [B, d]   mean over T and tokens, or the class token averaged over T
 
 Parameter names are vidapter's trainable paths under `m_adapter.`: `levels.{i}.norm.gamma`,
@@ -30,6 +31,7 @@ from .side import LayerNorm, TemporalConv, TemporalPosEmbed, default_heads
 FUSIONS = ("gated", "sum", "concat_proj")
 TEMPORALS = ("conv", "attention")
 POOLS = ("mean", "cls")
+ACTS = ("gelu", "identity")
 
 
 class TemporalAttention(nn.Module):
@@ -60,9 +62,9 @@ class TemporalAttention(nn.Module):
 
 class LevelAdapter(nn.Module):
     """One level: LN + projection, fusion with the branch so far (None on the first level),
-    temporal module."""
+    temporal module and its activation (`h + act(temporal(h))`)."""
 
-    def __init__(self, dim, width, fusion, temporal, heads, frames):
+    def __init__(self, dim, width, fusion, temporal, heads, frames, act="identity"):
         super().__init__()
         self.norm = LayerNorm(dim)
         self.proj = InOutLinear(dim, width)
@@ -71,6 +73,7 @@ class LevelAdapter(nn.Module):
         self.conv = TemporalConv(width) if temporal == "conv" else None
         self.attn = TemporalAttention(width, heads, frames) if temporal == "attention" else None
         self.fusion = fusion
+        self.act = act
 
     def fuse(self, h, z):
         if self.fusion is None:
@@ -83,7 +86,8 @@ class LevelAdapter(nn.Module):
         return self.mix(torch.cat([h, z], dim=-1))
 
     def temporal(self, h):
-        return self.conv(h) if self.conv is not None else self.attn(h)
+        y = self.conv(h) if self.conv is not None else self.attn(h)
+        return F.gelu(y) if self.act == "gelu" else y  # exact (erf) GELU, as burn's
 
 
 def reduce_tokens(x, grid, factor):
@@ -103,12 +107,15 @@ class MAdapter(nn.Module):
     """The M-adapter branch for a backbone of width `dim`; `blocks` are the 0-based blocks
     read, ascending. See the module docstring."""
 
-    def __init__(self, dim, blocks, width, fusion, temporal, heads, frames, pool, grid_pool):
+    def __init__(self, dim, blocks, width, fusion, temporal, heads, frames, pool, grid_pool,
+                 temporal_act="identity"):
         super().__init__()
-        if fusion not in FUSIONS or temporal not in TEMPORALS or pool not in POOLS:
-            raise ValueError(f"m_adapter: fusion {fusion!r}, temporal {temporal!r}, pool {pool!r}")
+        if (fusion not in FUSIONS or temporal not in TEMPORALS or pool not in POOLS
+                or temporal_act not in ACTS):
+            raise ValueError(f"m_adapter: fusion {fusion!r}, temporal {temporal!r}, pool {pool!r}, "
+                             f"temporal_act {temporal_act!r}")
         self.levels = nn.ModuleList(
-            LevelAdapter(dim, width, fusion if i > 0 else None, temporal, heads, frames)
+            LevelAdapter(dim, width, fusion if i > 0 else None, temporal, heads, frames, temporal_act)
             for i in range(len(blocks))
         )
         self.norm = LayerNorm(width)
@@ -146,7 +153,8 @@ def parse(t):
                 temporal=t.get("temporal", "conv"),
                 heads=default_heads(width) if heads is None else heads,
                 frames=t.get("frames", 8), pool=t.get("pool", "mean"),
-                grid_pool=t.get("grid_pool", 1))
+                grid_pool=t.get("grid_pool", 1), temporal_act=t.get("temporal_act", "identity"))
 
 
-FIELDS = {"blocks", "width", "fusion", "temporal", "heads", "frames", "pool", "grid_pool", "dropout"}
+FIELDS = {"blocks", "width", "fusion", "temporal", "heads", "frames", "pool", "grid_pool", "dropout",
+          "temporal_act"}

@@ -18,8 +18,9 @@
 //! h = Fusion_l(h, z_l)                      later levels: gated  g*h + (1-g)*z, g = sigmoid(a_l)
 //!                                                         sum    h + z
 //!                                                         concat_proj  W_l [h; z] + b_l (2d -> d)
-//! h = h + Temporal_l(h)                     every level:  conv  depthwise Conv1d k=3 over T
+//! h = h + act(Temporal_l(h))                every level:  conv  depthwise Conv1d k=3 over T
 //!                                           attention  MHSA over T per token of LN(h + pos_T)
+//!                                           act: identity (default) or GELU (`temporal_act`)
 //! feature = LN(pool(h))                     [B, d]  pool: mean over T and tokens, or cls:
 //!                                                   the class token averaged over T
 //! logits = fc(dropout(feature))             (VideoClassifier's head, d -> K)
@@ -37,6 +38,16 @@
 //! attention is pre-norm with a zero-initialised learned temporal position embedding (without
 //! one, attention over frames cannot tell their order); token reduction pools the patch grid
 //! before `LN_l`, so the projection runs on fewer tokens; head dropout 0.5.
+//!
+//! What the default can see of frame order (`temporal_act = "identity"`): projection aside,
+//! every step after `LN_l` is linear in time (gated or summed fusion, temporal convolution) and
+//! the mean readout averages over time, so the mean of a convolved sequence is a weighted mean
+//! of its frames in which only the frames within the stacked kernels' reach of either end get
+//! their own weights. Order reaches the feature through the clip's ends; that sufficed on the
+//! synthetic expression videos (first and last frame tell all four time courses apart: 96% UAR
+//! against 25% for frame averaging). `temporal_act = "gelu"` makes every frame's local
+//! change count (`act(0) = 0`, so the branch still starts as the fused projections); it learned
+//! more slowly there (82%), so it is an option, not the default.
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
@@ -45,7 +56,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::BlockSet;
-use super::adapter::torch_linear;
+use super::adapter::{AdapterAct, torch_linear};
 use super::side::{TemporalConv, TemporalPosEmbed, default_heads, multi_head, zero_linear};
 
 /// How a level's projected tokens join the branch.
@@ -100,6 +111,11 @@ pub struct MAdapterConfig {
     /// Temporal module (default conv).
     #[serde(default)]
     pub temporal: TemporalOp,
+    /// Nonlinearity on the temporal module's output before the residual sum (default
+    /// identity; `gelu` lets the mean readout see order away from the clip's ends, see the
+    /// module docs).
+    #[serde(default)]
+    pub temporal_act: AdapterAct,
     /// Heads of the temporal attention (default: one per 64 channels of `width`, or 1).
     #[serde(default)]
     pub heads: Option<usize>,
@@ -209,6 +225,7 @@ impl MAdapterConfig {
                     attn: (self.temporal == TemporalOp::Attention)
                         .then(|| TemporalAttention::new(d, self.heads(), self.frames, rng, device)),
                     fusion,
+                    act: self.temporal_act,
                 }
             })
             .collect();
@@ -254,6 +271,9 @@ struct LevelAdapter {
     /// `None` on the first level, which starts the branch.
     #[module(skip)]
     fusion: Option<Fusion>,
+    /// On the temporal module's output.
+    #[module(skip)]
+    act: AdapterAct,
 }
 
 impl LevelAdapter {
@@ -277,15 +297,19 @@ impl LevelAdapter {
         }
     }
 
-    /// The temporal module's output (without the residual).
+    /// The temporal module's output after its activation (without the residual).
     ///
     /// # Shapes
     /// - h: `[B, T, L', d]` -> `[B, T, L', d]`
     fn temporal(&self, h: Tensor<4>) -> Tensor<4> {
-        match (&self.conv, &self.attn) {
+        let y = match (&self.conv, &self.attn) {
             (Some(conv), _) => conv.forward(h),
             (_, Some(attn)) => attn.forward(h),
             (None, None) => unreachable!("a level adapter always has a temporal module"),
+        };
+        match self.act {
+            AdapterAct::Identity => y,
+            AdapterAct::Gelu => activation::gelu(y),
         }
     }
 }
@@ -445,6 +469,7 @@ mod tests {
             (Fusion::Gated, TemporalOp::Conv, TokenPool::Mean)
         );
         assert_eq!(c.grid_pool, 1);
+        assert_eq!(c.temporal_act, AdapterAct::Identity);
         assert_eq!(c.heads(), 6);
     }
 }
