@@ -60,6 +60,12 @@ fn quick_demo_writes_a_sane_report() {
             .unwrap()
             .is_empty()
     );
+    // The timeline is shown with a temporal method (not frame averaging), named in the report.
+    let shown = report["timeline_method"].as_str().unwrap();
+    assert!(
+        ["st_adapter", "fe_adapter", "m_adapter", "evl"].contains(&shown),
+        "{shown}"
+    );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("| fe_adapter") && md.contains("## What it shows"),
