@@ -8,20 +8,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-fn vidapter(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidapter"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{text, vidapter};
 
 fn python() -> String {
     std::env::var("VIDAPTER_PYTHON").unwrap_or_else(|_| "python3".into())

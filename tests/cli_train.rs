@@ -6,22 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn vidapter(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidapter"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{text, vidapter};
 
 /// Six 6-frame clips per split; class 1 brightens over time, class 0 darkens.
 fn dataset(root: &Path) {

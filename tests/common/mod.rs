@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use safetensors::{Dtype, SafeTensors};
 
@@ -124,4 +125,21 @@ pub fn grads_by_path(
     let mut g = G(Vec::new(), &grads, BTreeMap::new());
     model.visit(&mut g);
     g.2
+}
+
+/// Runs the built `vidapter` binary with `args`.
+pub fn vidapter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vidapter"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A finished command's stdout followed by its stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
