@@ -144,6 +144,11 @@ class VideoClassifier(nn.Module):
         self.head = InOutLinear(feature_dim, classes)
         # Only full fine-tuning trains the backbone.
         backbone.requires_grad_(spec.kind == "full_finetune")
+        # ViT's tanh pooler is read by no clip feature: vidapter leaves it frozen (and
+        # uncounted) under full fine-tuning too.
+        pooler = getattr(backbone.model, "pooler", None)
+        if pooler is not None:
+            pooler.requires_grad_(False)
 
     def tokens(self, pixels, frames):
         """pixels [B*T, 3, H, W] -> last block's tokens [B*T, 1+N, C], through the adapters."""
