@@ -201,13 +201,24 @@ fn flip(chw: &[f32], size: usize) -> Vec<f32> {
     out
 }
 
-/// Step 2: trains the image classifier on the stills (80 % train, 20 % held out) and saves
-/// its ViT. Returns the held-out accuracy.
+/// Held-out accuracy below which the image classifier counts as not having learned.
+const MIN_IMAGE_ACCURACY: f64 = 0.6;
+/// Initialisations tried before the demo goes on with an image classifier that did not learn.
+const IMAGE_ATTEMPTS: u64 = 3;
+
+/// Step 2: trains the image classifier on the stills (80 % train, 20 % held out; the split
+/// depends on `seed` only) from initialisation `attempt` and saves its ViT. Returns the
+/// held-out accuracy.
+///
+/// A ViT trained from scratch on a few hundred stills sometimes never leaves chance (seed 1
+/// of the full demo stayed at 33% of 3 classes while seeds 0 and 2 reached 94%), so the caller
+/// retries from another initialisation ([`IMAGE_ATTEMPTS`]).
 fn pretrain_image_model(
     data: &Path,
     out: &Path,
     sizes: &Sizes,
     seed: u64,
+    attempt: u64,
     progress: bool,
     device: &Device,
 ) -> Result<f64> {
@@ -219,13 +230,20 @@ fn pretrain_image_model(
     stills.shuffle(&mut rng);
     let held = stills.len() / 5;
     let (test, train) = stills.split_at(held);
-    let backbone = VisionTransformer::random(cfg.clone(), seed, device);
+    // Attempt 0 is the seed itself, so a first attempt that learns is what it always was.
+    let init = seed.wrapping_add(attempt.wrapping_mul(1_000_003));
+    let mut rng = if attempt == 0 {
+        rng
+    } else {
+        StdRng::seed_from_u64(init)
+    };
+    let backbone = VisionTransformer::random(cfg.clone(), init, device);
     let method = MethodConfig::FullFinetune(FullFinetuneConfig {
         dropout: 0.0,
         backbone_lr_scale: 1.0,
     });
     let ad = device.clone().autodiff();
-    let mut model = VideoClassifier::new(backbone, &method, classes, seed, device)
+    let mut model = VideoClassifier::new(backbone, &method, classes, init, device)
         .fork(&ad)
         .train();
     let batch = 16;
@@ -445,8 +463,26 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
 
     say("2/4 training the image classifier on still peak expressions");
     let backbone = out.join("image_classifier");
-    let image_accuracy =
-        pretrain_image_model(&data, &backbone, &sizes, opts.seed, opts.progress, device)?;
+    let mut attempt = 0;
+    let image_accuracy = loop {
+        let acc = pretrain_image_model(
+            &data,
+            &backbone,
+            &sizes,
+            opts.seed,
+            attempt,
+            opts.progress,
+            device,
+        )?;
+        if acc >= MIN_IMAGE_ACCURACY || attempt + 1 == IMAGE_ATTEMPTS {
+            break acc;
+        }
+        say(&format!(
+            "    the image classifier did not learn ({:.1}% held out); training it again from another initialisation",
+            acc * 100.0
+        ));
+        attempt += 1;
+    };
     say(&format!(
         "    held-out image accuracy {:.1}% ({} classes: {})",
         image_accuracy * 100.0,
@@ -512,7 +548,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
         out,
         &rows,
         sizes.test,
-        image_accuracy,
+        (image_accuracy, attempt + 1),
         &summary.classes,
         &data,
         device,
@@ -589,7 +625,7 @@ fn write_report(
     out: &Path,
     rows: &[DemoRow],
     test_per_class: usize,
-    image_accuracy: f64,
+    (image_accuracy, image_attempts): (f64, u64),
     classes: &[String],
     data: &Path,
     device: &Device,
@@ -680,7 +716,7 @@ fn write_report(
     let md = format!(
         "# vidapter demo\n\n\
          A small ViT was trained from scratch on still images of peak expressions \
-         (held-out accuracy {:.1}%), frozen, and adapted to videos of faces whose expression \
+         (held-out accuracy {:.1}%{}), frozen, and adapted to videos of faces whose expression \
          forms, fades, peaks or dips ({} classes: {}). Every method ran through `vidapter train` \
          with the configs in `configs/`; runs, checkpoints, confusion matrices and curves are \
          under `runs/<method>/`.\n\n{}\n\
@@ -688,6 +724,13 @@ fn write_report(
          ## One held-out video, window by window ({}, the best temporal method here)\n\n\
          `{}` (true class: `{}`), predicted `{}` overall.\n\n{}\n",
         image_accuracy * 100.0,
+        if image_attempts > 1 {
+            format!(
+                "; initialisation {image_attempts} of {IMAGE_ATTEMPTS}: the earlier ones did not learn"
+            )
+        } else {
+            String::new()
+        },
         classes.len(),
         classes.join(", "),
         eval::markdown_table(&headers, &table_rows),
@@ -711,7 +754,8 @@ fn write_report(
     crate::util::write_atomic(
         &out.join("report.json"),
         serde_json::to_string_pretty(&serde_json::json!({
-            "image_accuracy": image_accuracy, "rows": rows, "findings": found,
+            "image_accuracy": image_accuracy, "image_attempts": image_attempts,
+            "rows": rows, "findings": found,
             "timeline": preds[0], "timeline_method": shown,
         }))
         .expect("json")
