@@ -24,8 +24,8 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use vidapter::backbone::Backbone;
@@ -190,27 +190,6 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().unwrap()
 }
 
-/// Gradients of every parameter that has one, by path.
-fn grads_by_path(model: &VideoClassifier, grads: &Gradients) -> BTreeMap<String, Vec<f32>> {
-    struct G<'a>(Vec<String>, &'a Gradients, BTreeMap<String, Vec<f32>>);
-    impl ModuleVisitor for G<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if let Some(g) = p.val().grad(self.1) {
-                self.2.insert(self.0.join("."), to_vec(g));
-            }
-        }
-    }
-    let mut g = G(Vec::new(), grads, BTreeMap::new());
-    model.visit(&mut g);
-    g.2
-}
-
 /// Builds the fixture's model in vidapter, runs forward and backward on the autodiff device
 /// and compares everything with PyTorch; panics with the offending tensor and its error.
 fn check(case: &str) {
@@ -251,7 +230,7 @@ fn check(case: &str) {
     let logits = model.forward(x, None);
     let loss = cross_entropy(logits.clone(), &fx.labels, fx.smoothing);
     let grads = loss.backward();
-    let got = grads_by_path(&model, &grads);
+    let got = common::grads_of(&model, &grads);
 
     let e_logits = common::rel_err(&to_vec(logits), &fx.logits);
     let e_loss = common::rel_err(&to_vec(loss), &[fx.loss]);

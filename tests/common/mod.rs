@@ -103,6 +103,15 @@ pub fn grads_by_path(
     x: burn::tensor::Tensor<5>,
     y: &[usize],
 ) -> BTreeMap<String, Vec<f32>> {
+    let loss = vidapter::train::loss::cross_entropy(model.forward(x, None), y, 0.1);
+    grads_of(model, &loss.backward())
+}
+
+/// The gradients in `grads` of every parameter of `model` that has one, by path.
+pub fn grads_of(
+    model: &vidapter::methods::VideoClassifier,
+    grads: &burn::tensor::Gradients,
+) -> BTreeMap<String, Vec<f32>> {
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::tensor::{Gradients, Tensor};
     struct G<'a>(Vec<String>, &'a Gradients, BTreeMap<String, Vec<f32>>);
@@ -120,9 +129,7 @@ pub fn grads_by_path(
             }
         }
     }
-    let loss = vidapter::train::loss::cross_entropy(model.forward(x, None), y, 0.1);
-    let grads = loss.backward();
-    let mut g = G(Vec::new(), &grads, BTreeMap::new());
+    let mut g = G(Vec::new(), grads, BTreeMap::new());
     model.visit(&mut g);
     g.2
 }
