@@ -7,7 +7,6 @@
 //! weights, written to a temporary folder (timing does not depend on the weights' values).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -80,13 +79,7 @@ fn run(
     };
     // The benchmark's spatial size is the backbone's unless the config says otherwise.
     let prep = crate::experiment::prepare(&cfg, config_path, device)?;
-    let entries = Arc::new(cfg.data.load(Split::Train)?.entries);
-    if entries.is_empty() {
-        return Err(Error::Input(format!(
-            "{}: the train split has no readable entry",
-            config_path.display()
-        )));
-    }
+    let entries = crate::cache::split_entries(&cfg, config_path, Split::Train)?;
     let model = VideoClassifier::new(
         prep.backbone.model.clone(),
         &cfg.method,

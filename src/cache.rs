@@ -784,6 +784,26 @@ fn read_labels(path: &Path, ids: &[usize]) -> Result<HashMap<usize, Vec<usize>>>
     Ok(out)
 }
 
+/// The readable entries of `split` of a run config's dataset (unreadable ones are logged and
+/// skipped); an error naming the config when none is left.
+pub(crate) fn split_entries(
+    cfg: &crate::train::config::RunConfig,
+    config_path: &Path,
+    split: crate::data::config::Split,
+) -> Result<Arc<Vec<Entry>>> {
+    let ds = cfg.data.load(split)?;
+    for p in &ds.problems {
+        tracing::warn!("{split}: skipping {p}");
+    }
+    if ds.entries.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: the {split} split has no readable entry",
+            config_path.display()
+        )));
+    }
+    Ok(Arc::new(ds.entries))
+}
+
 /// `vidapter extract --config`: the cache of `split` for the run `cfg` (read from
 /// `config_path`) in `out`. The training split stores `views` augmented views per clip
 /// (default 1) with the run's seed; validation and test store the run's test views
@@ -819,17 +839,7 @@ pub fn extract_run(
             )));
         }
     };
-    let ds = cfg.data.load(split)?;
-    for p in &ds.problems {
-        tracing::warn!("{split}: skipping {p}");
-    }
-    let entries = Arc::new(ds.entries);
-    if entries.is_empty() {
-        return Err(Error::Input(format!(
-            "{}: the {split} split has no readable entry",
-            config_path.display()
-        )));
-    }
+    let entries = split_entries(cfg, config_path, split)?;
     let model = VideoClassifier::new(
         prep.backbone.model.clone(),
         &cfg.method,
