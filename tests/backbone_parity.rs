@@ -6,16 +6,14 @@
 
 mod common;
 
+use common::to_vec;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use vidapter::backbone::{Architecture, Backbone, Layout};
 
 use common::{fixture, read_f32, rel_err};
 
 const TOL: f64 = 1e-4;
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec::<f32>().unwrap()
-}
 
 /// Runs `model` on the reference's pixels and checks every output; returns the worst error.
 fn check(name: &str, case: &str) -> f64 {

@@ -21,6 +21,8 @@
 
 mod common;
 
+use common::to_vec;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -184,10 +186,6 @@ fn read_fixture(case: &str) -> Fixture {
         loss: loss[0],
         path,
     }
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec::<f32>().unwrap()
 }
 
 /// Builds the fixture's model in vidapter, runs forward and backward on the autodiff device

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{backbone, clips, to_vec};
+
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
@@ -14,7 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
-use vidapter::backbone::{Backbone, VisionTransformer, VitConfig};
+use vidapter::backbone::{VisionTransformer, VitConfig};
 use vidapter::methods::evl::ConvInit;
 use vidapter::methods::m_adapter::{Fusion, TemporalOp, TokenPool};
 use vidapter::methods::{
@@ -22,25 +24,6 @@ use vidapter::methods::{
     VideoClassifier,
 };
 use vidapter::train::loss::cross_entropy;
-
-fn backbone(name: &str) -> VisionTransformer {
-    let dir = common::fixture(name);
-    Backbone::load(dir.to_str().unwrap(), &Device::flex())
-        .unwrap()
-        .model
-}
-
-fn clips(b: usize, t: usize, size: usize, seed: u64, device: &Device) -> Tensor<5> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let normal = Normal::new(0.0f32, 1.0).unwrap();
-    let n = b * t * 3 * size * size;
-    let data: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
-    Tensor::from_data(TensorData::new(data, [b, t, 3, size, size]), device)
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
 
 /// M-adapter variants covering every ablation axis, sized for the tiny backbones (C = 32).
 fn m_adapters() -> Vec<MethodConfig> {

@@ -150,3 +150,36 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// A committed tiny backbone (`tests/fixtures/backbones/<name>`), loaded on the CPU.
+pub fn backbone(name: &str) -> vidapter::backbone::VisionTransformer {
+    let dir = fixture(name);
+    vidapter::backbone::Backbone::load(dir.to_str().unwrap(), &burn::tensor::Device::flex())
+        .unwrap()
+        .model
+}
+
+/// `[b, t, 3, size, size]` standard-normal clips drawn from `seed`.
+pub fn clips(
+    b: usize,
+    t: usize,
+    size: usize,
+    seed: u64,
+    device: &burn::tensor::Device,
+) -> burn::tensor::Tensor<5> {
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let normal = rand_distr::Normal::new(0.0f32, 1.0).unwrap();
+    let n = b * t * 3 * size * size;
+    let data: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+    burn::tensor::Tensor::from_data(
+        burn::tensor::TensorData::new(data, [b, t, 3, size, size]),
+        device,
+    )
+}
+
+/// A tensor's values as f32.
+pub fn to_vec<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
