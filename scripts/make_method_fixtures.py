@@ -9,7 +9,8 @@ transformers safetensors` from PyPI):
 For every in-backbone method (FE-Adapter, ST-Adapter before attention, ST-Adapter before
 attention and MLP, linear probe, full fine-tuning) on each of the tiny committed backbones
 (vit, clip_vision_f16, dinov2_bf16), and for the side branches (M-adapter, EVL: every option on
-the ViT, the defaults on all three; SIDE_CASES), writes
+the ViT, the defaults on all three; SIDE_CASES) and the adapters with the class token adapted
+(CLS_CASES), writes
 tests/fixtures/methods/<backbone>-<case>.safetensors:
 
     clips        f16 [B, T, 3, H, W]    B = 2, T = 4; the f16 values, exactly, are the input
@@ -146,6 +147,15 @@ SIDE_CASES = [
     ("vit", "m_adapter_gelu_act", dict(M_DEFAULT, temporal_act="gelu"), None),
 ]
 
+# The class token through the adapter too (`adapt_cls`): (backbone, case, table, size) as
+# SIDE_CASES, seeds from 300 so the files above stay unchanged. ST's 3x3x3 kernel on CLIP
+# checks that only the spatial centre taps meet the 1 x 1 class-token grid.
+CLS_CASES = [
+    ("vit", "fe_adapter_cls", dict(CASES["vit"][0][1], adapt_cls=True), None),
+    ("vit", "st_adapter_cls", dict(CASES["vit"][1][1], adapt_cls=True), None),
+    ("clip_vision_f16", "st_adapter_both_cls", dict(CASES["clip_vision_f16"][2][1], adapt_cls=True), None),
+]
+
 
 def check_seams(name, bb):
     """The reference's embed / halves / pool reproduce transformers' own forward (the committed
@@ -261,6 +271,7 @@ def main():
             jobs.append((name, case, table, seed, None))
             seed += 1
     jobs += [(name, case, table, 200 + i, size) for i, (name, case, table, size) in enumerate(SIDE_CASES)]
+    jobs += [(name, case, table, 300 + i, size) for i, (name, case, table, size) in enumerate(CLS_CASES)]
     wanted = set(sys.argv[1:])
     unknown = wanted - {f"{j[0]}-{j[1]}" for j in jobs}
     if unknown:

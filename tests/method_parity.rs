@@ -48,7 +48,7 @@ const NOISE_SHARE: f64 = 1e-5;
 
 /// Every fixture, as `<backbone>-<case>`; `every_fixture_file_is_checked` keeps this list
 /// and the folder in step.
-const CASES: [&str; 29] = [
+const CASES: [&str; 32] = [
     "vit-fe_adapter",
     "vit-st_adapter",
     "vit-st_adapter_both",
@@ -78,6 +78,9 @@ const CASES: [&str; 29] = [
     "clip_vision_f16-evl",
     "dinov2_bf16-m_adapter",
     "dinov2_bf16-evl",
+    "vit-fe_adapter_cls",
+    "vit-st_adapter_cls",
+    "clip_vision_f16-st_adapter_both_cls",
 ];
 
 fn methods_dir() -> PathBuf {
@@ -468,4 +471,19 @@ fn every_fixture_file_is_checked() {
         on_disk, listed,
         "tests/fixtures/methods and CASES disagree: add a test per new fixture"
     );
+}
+
+#[test]
+fn fe_adapter_adapting_the_class_token_on_vit_matches_pytorch() {
+    check("vit-fe_adapter_cls");
+}
+
+#[test]
+fn st_adapter_adapting_the_class_token_on_vit_matches_pytorch() {
+    check("vit-st_adapter_cls");
+}
+
+#[test]
+fn st_adapter_3x3x3_both_placements_adapting_the_class_token_on_clip_matches_pytorch() {
+    check("clip_vision_f16-st_adapter_both_cls");
 }

@@ -52,7 +52,17 @@ fn zero_init_adapter_equals_image_model() {
             &device,
         );
         let reference = to_vec(probe.frame_embeddings(x.clone()));
-        for method in [fe(8), st_both(8)] {
+        let fe_cls = MethodConfig::FeAdapter(FeAdapterConfig {
+            bottleneck: 8,
+            adapt_cls: true,
+            ..Default::default()
+        });
+        let st_cls = MethodConfig::StAdapter(StAdapterConfig {
+            bottleneck: 8,
+            adapt_cls: true,
+            ..Default::default()
+        });
+        for method in [fe(8), st_both(8), fe_cls, st_cls] {
             let model = VideoClassifier::new(bb.clone(), &method, 3, 0, &device);
             let got = to_vec(model.frame_embeddings(x.clone()));
             let err = common::rel_err(&got, &reference);

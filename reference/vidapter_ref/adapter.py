@@ -7,6 +7,8 @@
     z = sum_k a[:, k] * DWConv3d_k(z)                  (without the gate: plain sum)
     z = act(z) -> [B*T, N, r] @ W_up + b_up            [B*T, N, C]
     x[:, 1:] += z
+    adapt_cls: the class token too, as a 1 x 1 grid through the same down / branches (gate
+    weights of the patch path) / act / up, added to it.
 
 Branch k is `Conv3d(r, r, (kt, kh, kw), groups=r, dilation=(d_k, 1, 1),
 padding=(d_k*(kt-1)/2, (kh-1)/2, (kw-1)/2))`: a cross-correlation, as in burn, with the
@@ -47,11 +49,12 @@ class ConvAdapter(nn.Module):
         dilations: temporal dilation of each branch (K = len(dilations)).
         gate: per-clip softmax gate over the branches; only built when K > 1, as in vidapter.
         act: "identity" or "gelu" (exact, erf-based), applied after the branch mix.
+        adapt_cls: also adapt the class token (as a 1 x 1 grid; vidapter's `adapt_cls`).
 
     Parameters start at zero; callers load values (`params.load_trainable`).
     """
 
-    def __init__(self, dim, bottleneck, kernel, dilations, gate, act):
+    def __init__(self, dim, bottleneck, kernel, dilations, gate, act, adapt_cls=False):
         super().__init__()
         if any(k % 2 == 0 for k in kernel):
             raise ValueError(f"adapter kernel {kernel} must be odd on every axis")
@@ -70,6 +73,7 @@ class ConvAdapter(nn.Module):
         self.gate = InOutLinear(r, len(dilations)) if gate and len(dilations) > 1 else None
         self.up = InOutLinear(r, dim)
         self.act = act
+        self.adapt_cls = adapt_cls
         with torch.no_grad():
             for p in self.parameters():
                 p.zero_()
@@ -83,16 +87,31 @@ class ConvAdapter(nn.Module):
             raise ValueError(f"adapters need a square patch grid, got {n} patches")
         b, t = bt // frames, frames
         cls, patches = x[:, :1], x[:, 1:]
-        z = self.down(patches)  # [B*T, N, r]
-        r = z.shape[2]
-        z = z.reshape(b, t, g, g, r).permute(0, 4, 1, 2, 3)  # [B, r, T, h, w]
+        z = self._to_grid(patches, b, t, g)  # [B, r, T, h, w]
+        weights = None
         if self.gate is not None:
             weights = torch.softmax(self.gate(z.mean(dim=(2, 3, 4))), dim=1)  # [B, K]
+        patches = patches + self._from_grid(self._mix(z, weights), bt, n)
+        if self.adapt_cls:
+            zc = self._to_grid(cls, b, t, 1)  # [B, r, T, 1, 1]
+            cls = cls + self._from_grid(self._mix(zc, weights), bt, 1)
+        return torch.cat([cls, patches], dim=1)
+
+    def _to_grid(self, tokens, b, t, g):
+        z = self.down(tokens)  # [B*T, g*g, r]
+        return z.reshape(b, t, g, g, z.shape[2]).permute(0, 4, 1, 2, 3)
+
+    def _mix(self, z, weights):
+        b = z.shape[0]
+        if weights is not None:
             mixed = sum(weights[:, k].reshape(b, 1, 1, 1, 1) * conv(z)
                         for k, conv in enumerate(self.branches))
         else:
             mixed = sum(conv(z) for conv in self.branches)  # [B, r, T, h, w]
         if self.act == "gelu":
             mixed = F.gelu(mixed)  # exact (erf) GELU, as burn's activation::gelu
-        z = mixed.permute(0, 2, 3, 4, 1).reshape(bt, n, r)  # [B*T, N, r]
-        return torch.cat([cls, patches + self.up(z)], dim=1)
+        return mixed
+
+    def _from_grid(self, z, bt, n):
+        r = z.shape[1]
+        return self.up(z.permute(0, 2, 3, 4, 1).reshape(bt, n, r))

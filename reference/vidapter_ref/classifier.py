@@ -54,8 +54,9 @@ def parse_method(table):
     allowed = {
         "linear_probe": {"dropout"},
         "full_finetune": {"dropout", "backbone_lr_scale"},
-        "fe_adapter": {"bottleneck", "kernel", "dilations", "gate", "act", "placement", "blocks", "dropout"},
-        "st_adapter": {"bottleneck", "kernel", "placement", "blocks", "dropout"},
+        "fe_adapter": {"bottleneck", "kernel", "dilations", "gate", "act", "adapt_cls", "placement", "blocks",
+                       "dropout"},
+        "st_adapter": {"bottleneck", "kernel", "adapt_cls", "placement", "blocks", "dropout"},
         "m_adapter": m_adapter_ref.FIELDS,
         "evl": evl_ref.FIELDS,
     }
@@ -73,10 +74,10 @@ def parse_method(table):
     if kind == "fe_adapter":
         adapter = dict(bottleneck=t.get("bottleneck", 384), kernel=list(t.get("kernel", [3, 3, 3])),
                        dilations=list(t.get("dilations", [1, 2, 3])), gate=t.get("gate", True),
-                       act=t.get("act", "identity"))
+                       act=t.get("act", "identity"), adapt_cls=t.get("adapt_cls", False))
     else:  # ST-Adapter: one branch, no gate, no activation
         adapter = dict(bottleneck=t.get("bottleneck", 384), kernel=list(t.get("kernel", [3, 1, 1])),
-                       dilations=[1], gate=False, act="identity")
+                       dilations=[1], gate=False, act="identity", adapt_cls=t.get("adapt_cls", False))
     placement = t.get("placement", "before_attn")
     if placement not in ("before_attn", "before_mlp", "both"):
         raise ValueError(f"[method] placement {placement!r}")

@@ -17,6 +17,14 @@
 //! ```
 //! Without a gate the branches are summed (weights 1), as a plain multi-branch convolution.
 //!
+//! With `adapt_cls` (off by default: both papers leave the class token alone) the class token
+//! goes through the same adapter as a `1 x 1` grid: `down`, the branches (only their spatial
+//! centre taps meet it; the gate weights are the patch path's), the activation and `up`, added
+//! to the class token. The temporal path then reaches a class-token readout directly instead of
+//! only through attention to the patches; on the offline demo that is the difference between
+//! the adapters learning the temporal task and staying at the frame-average ceiling (README,
+//! "Where it stands").
+//!
 //! Init (the model equals the image model at step 0): conv weights and biases zero, both
 //! projection biases zero; `W_down`, `W_up` and the gate weights as PyTorch's `nn.Linear`
 //! default (uniform in `±1/sqrt(fan_in)`), which ST-Adapter's code keeps; the gate bias zero.
@@ -55,6 +63,8 @@ pub struct ConvAdapterConfig {
     pub gate: bool,
     /// Activation after the convolution.
     pub act: AdapterAct,
+    /// Also adapt the class token (see the module docs).
+    pub adapt_cls: bool,
 }
 
 /// PyTorch's default `nn.Linear` weight init, uniform in `±1/sqrt(fan_in)`, drawn from `rng`
@@ -113,6 +123,7 @@ impl ConvAdapterConfig {
             gate,
             up: torch_linear(r, self.dim, rng, device),
             act: self.act,
+            adapt_cls: self.adapt_cls,
         }
     }
 }
@@ -130,10 +141,13 @@ pub struct ConvAdapter {
     up: Linear,
     #[module(skip)]
     act: AdapterAct,
+    #[module(skip)]
+    adapt_cls: bool,
 }
 
 impl ConvAdapter {
-    /// Adds the adapter's output to the patch tokens of `x`.
+    /// Adds the adapter's output to the patch tokens of `x` (and to its class token with
+    /// `adapt_cls`).
     ///
     /// # Shapes
     /// - x: `[B*T, 1+N, C]` with `N` a square grid -> `[B*T, 1+N, C]`
@@ -146,49 +160,65 @@ impl ConvAdapter {
             n,
             "adapters need a square patch grid, got {n} patches"
         );
-        let (b, t) = (bt / frames, frames);
+        let b = bt / frames;
         let cls = x.clone().slice_dim(1, 0..1); // [B*T, 1, C]
         let patches = x.slice_dim(1, 1..l); // [B*T, N, C]
-        let z = self.down.forward(patches.clone()); // [B*T, N, r]
+        let z = self.down_to_grid(patches.clone(), b, frames, g); // [B, r, T, h, w]
+        let weights = self.gate.as_ref().map(|gate| {
+            let r = z.dims()[1];
+            let pooled = z
+                .clone()
+                .mean_dim(2)
+                .mean_dim(3)
+                .mean_dim(4)
+                .reshape([b, r]); // [B, r]
+            activation::softmax(gate.forward(pooled), 1) // [B, K]
+        });
+        let delta = self.up_from_grid(self.mix(z, weights.as_ref()), bt, n); // [B*T, N, C]
+        debug_assert_eq!(delta.dims()[2], c);
+        let cls = if self.adapt_cls {
+            let z = self.down_to_grid(cls.clone(), b, frames, 1); // [B, r, T, 1, 1]
+            cls.clone() + self.up_from_grid(self.mix(z, weights.as_ref()), bt, 1)
+        } else {
+            cls
+        };
+        Tensor::cat(vec![cls, patches + delta], 1)
+    }
+
+    /// `[B*T, g*g, C]` tokens -> down-projected `[B, r, T, g, g]`.
+    fn down_to_grid(&self, tokens: Tensor<3>, b: usize, t: usize, g: usize) -> Tensor<5> {
+        let z = self.down.forward(tokens); // [B*T, g*g, r]
         let r = z.dims()[2];
-        let z = z.reshape([b, t, g, g, r]).permute([0, 4, 1, 2, 3]); // [B, r, T, h, w]
-        let mixed = match &self.gate {
-            Some(gate) => {
-                let pooled = z
-                    .clone()
-                    .mean_dim(2)
-                    .mean_dim(3)
-                    .mean_dim(4)
-                    .reshape([b, r]); // [B, r]
-                let weights = activation::softmax(gate.forward(pooled), 1); // [B, K]
-                let k = self.branches.len();
-                self.branches
-                    .iter()
-                    .enumerate()
-                    .map(|(i, conv)| {
-                        let w = weights
-                            .clone()
-                            .slice_dim(1, i..i + 1)
-                            .reshape([b, 1, 1, 1, 1]);
-                        conv.forward(z.clone()) * w
-                    })
-                    .reduce(|a, b| a + b)
-                    .unwrap_or_else(|| panic!("adapter with {k} branches"))
-            }
-            None => self
-                .branches
-                .iter()
-                .map(|conv| conv.forward(z.clone()))
-                .reduce(|a, b| a + b)
-                .expect("at least one branch"),
-        }; // [B, r, T, h, w]
-        let mixed = match self.act {
+        z.reshape([b, t, g, g, r]).permute([0, 4, 1, 2, 3])
+    }
+
+    /// The branches on `z: [B, r, T, h, w]`, weighted per clip by `weights: [B, K]` (the gate)
+    /// or summed, then the activation.
+    fn mix(&self, z: Tensor<5>, weights: Option<&Tensor<2>>) -> Tensor<5> {
+        let b = z.dims()[0];
+        let mixed = self
+            .branches
+            .iter()
+            .enumerate()
+            .map(|(i, conv)| {
+                let y = conv.forward(z.clone());
+                match weights {
+                    Some(w) => y * w.clone().slice_dim(1, i..i + 1).reshape([b, 1, 1, 1, 1]),
+                    None => y,
+                }
+            })
+            .reduce(|a, b| a + b)
+            .expect("at least one branch");
+        match self.act {
             AdapterAct::Identity => mixed,
             AdapterAct::Gelu => activation::gelu(mixed),
-        };
-        let z = mixed.permute([0, 2, 3, 4, 1]).reshape([bt, n, r]); // [B*T, N, r]
-        let delta = self.up.forward(z); // [B*T, N, C]
-        debug_assert_eq!(delta.dims()[2], c);
-        Tensor::cat(vec![cls, patches + delta], 1)
+        }
+    }
+
+    /// `[B, r, T, h, w]` -> up-projected `[B*T, h*w, C]`.
+    fn up_from_grid(&self, z: Tensor<5>, bt: usize, n: usize) -> Tensor<3> {
+        let r = z.dims()[1];
+        self.up
+            .forward(z.permute([0, 2, 3, 4, 1]).reshape([bt, n, r]))
     }
 }

@@ -20,8 +20,8 @@
 //! at step 0 (`zero_init_adapter_equals_image_model` in `tests/methods.rs`).
 //!
 //! Departures / choices where the paper is silent: the gate reads the clip's mean bottleneck
-//! feature; the class token is left untouched (as ST-Adapter's code does); no activation by
-//! default.
+//! feature; the class token is left untouched by default (as ST-Adapter's code does;
+//! `adapt_cls = true` adapts it too); no activation by default.
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,10 @@ pub struct FeAdapterConfig {
     /// Which blocks get adapters (default all).
     #[serde(default)]
     pub blocks: BlockSet,
+    /// Also pass the class token through the adapter (default false, as the papers; see
+    /// `adapter.rs`: on the offline demo it is what lets the adapter learn the temporal task).
+    #[serde(default)]
+    pub adapt_cls: bool,
     /// Dropout before the head (default 0.5).
     #[serde(default = "default_dropout")]
     pub dropout: f64,
@@ -84,6 +88,7 @@ impl Default for FeAdapterConfig {
             act: AdapterAct::Identity,
             placement: Placement::default(),
             blocks: BlockSet::default(),
+            adapt_cls: false,
             dropout: default_dropout(),
         }
     }
@@ -99,6 +104,7 @@ impl FeAdapterConfig {
             dilations: self.dilations.clone(),
             gate: self.gate,
             act: self.act,
+            adapt_cls: self.adapt_cls,
         }
     }
 }

@@ -11,7 +11,8 @@
 //! x[:, 1:] += fc2(DWConv3d_{3,1,1}(fc1(x[:, 1:]) -> [B, r, T, h, w]) -> [B*T, N, r])
 //! logits = fc(dropout(pool(mean_T(cls))))
 //! ```
-//! It is [`ConvAdapter`](super::adapter::ConvAdapter) with one branch and no gate.
+//! It is [`ConvAdapter`](super::adapter::ConvAdapter) with one branch and no gate. Our option
+//! `adapt_cls` (default off) also adapts the class token.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,10 @@ pub struct StAdapterConfig {
     /// Which blocks get adapters (default all).
     #[serde(default)]
     pub blocks: BlockSet,
+    /// Also pass the class token through the adapter (default false, as the papers; see
+    /// `adapter.rs`: on the offline demo it is what lets the adapter learn the temporal task).
+    #[serde(default)]
+    pub adapt_cls: bool,
     /// Dropout before the head (default 0.5, the paper's recipe).
     #[serde(default = "default_dropout")]
     pub dropout: f64,
@@ -56,6 +61,7 @@ impl Default for StAdapterConfig {
             kernel: default_kernel(),
             placement: Placement::default(),
             blocks: BlockSet::default(),
+            adapt_cls: false,
             dropout: default_dropout(),
         }
     }
@@ -71,6 +77,7 @@ impl StAdapterConfig {
             dilations: vec![1],
             gate: false,
             act: AdapterAct::Identity,
+            adapt_cls: self.adapt_cls,
         }
     }
 }
