@@ -42,6 +42,10 @@ enum Command {
         /// Seed of everything random.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Which synthetic dataset: `expressions` (every method) or `motion` (linear probe,
+        /// M-adapter and EVL on moving and turning objects).
+        #[arg(long, default_value = "expressions")]
+        dataset: vidapter::data::synth::SynthKind,
     },
     /// Describe a backbone (architecture, parameters, input size, patch, levels, mean/std)
     /// and, with --method, a method on it: trainable and total parameters per module.
@@ -221,8 +225,8 @@ enum Command {
         /// Write folders of numbered JPEG frames instead of MP4 videos.
         #[arg(long)]
         frames_only: bool,
-        /// Expressions only: still images per class (neutral, smile, frown) for image
-        /// pre-training [default: 0].
+        /// Still images per image class for image pre-training: expressions neutral, smile,
+        /// frown; motion 36 classes of grid cell x axis orientation [default: 0].
         #[arg(long)]
         peak_images: Option<usize>,
         /// Write into a non-empty folder that is not an earlier synth output.
@@ -475,7 +479,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_info(&b);
             }
         }
-        Command::Demo { out, quick, seed } => {
+        Command::Demo {
+            out,
+            quick,
+            seed,
+            dataset,
+        } => {
             let opts = vidapter::demo::DemoOptions {
                 out: out.clone(),
                 quick,
@@ -483,6 +492,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: !cli.quiet,
                 exe: std::env::current_exe().context("locating the vidapter binary")?,
                 device_name: cli.device.clone(),
+                dataset,
             };
             let report = vidapter::demo::run(&opts, &device)?;
             println!(

@@ -78,3 +78,85 @@ fn quick_demo_writes_a_sane_report() {
     assert!(out.join("image_classifier/config.json").exists());
     assert!(out.join("runs/evl/best.safetensors").exists());
 }
+
+/// `vidapter demo --dataset motion --quick`: the motion story (issue 5) end to end — stills
+/// labelled by position and orientation, the linear probe, M-adapter and EVL through the real
+/// `train` command, and a report that names the 50 % frame-averaging ceiling.
+#[test]
+fn quick_motion_demo_writes_a_sane_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let o = Command::new(env!("CARGO_BIN_EXE_vidapter"))
+        .args(["-q", "demo", "--dataset", "motion", "--quick", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["dataset"], "motion");
+    let rows = report["rows"].as_array().unwrap();
+    let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["linear_probe", "m_adapter", "evl"]);
+    for r in rows {
+        let (uar, war) = (r["uar"].as_f64().unwrap(), r["war"].as_f64().unwrap());
+        assert!(
+            (0.0..=1.0).contains(&uar) && (0.0..=1.0).contains(&war),
+            "{r}"
+        );
+        assert!(r["peak_bytes"].as_u64().unwrap() > 1 << 20, "{r}");
+        let (t, total) = (
+            r["trainable"].as_u64().unwrap(),
+            r["total"].as_u64().unwrap(),
+        );
+        assert!(t > 0 && t < total, "{r}");
+        assert_eq!(r["family"], "side branch");
+    }
+    // The probe's head reads 6 classes from the 64-wide features; the branches train more.
+    let trainable = |m: &str| {
+        rows.iter().find(|r| r["method"] == m).unwrap()["trainable"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(trainable("linear_probe"), 64 * 6 + 6);
+    assert!(trainable("m_adapter") > trainable("linear_probe"));
+    assert!(trainable("evl") > trainable("m_adapter"));
+    let acc = report["image_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let findings: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(findings.iter().any(|f| f.contains("50%")), "{findings:?}");
+    assert!(
+        findings.iter().any(|f| f.starts_with("m_adapter")),
+        "{findings:?}"
+    );
+    assert!(
+        findings.iter().any(|f| f.starts_with("evl")),
+        "{findings:?}"
+    );
+    let shown = report["timeline_method"].as_str().unwrap();
+    assert!(["m_adapter", "evl"].contains(&shown), "{shown}");
+    // The motion data must never be mirrored: every config says so.
+    for m in methods {
+        let cfg = std::fs::read_to_string(out.join(format!("configs/{m}.toml"))).unwrap();
+        assert!(cfg.contains("flip = false"), "{cfg}");
+    }
+    let classes = std::fs::read_to_string(out.join("data/image_classes.txt")).unwrap();
+    assert_eq!(classes.lines().count(), 36);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("| m_adapter") && md.contains("| evl") && md.contains("## What it shows"),
+        "{md}"
+    );
+    assert!(out.join("image_classifier/config.json").exists());
+    assert!(out.join("uar.png").exists() && out.join("memory.png").exists());
+}

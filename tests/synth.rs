@@ -610,6 +610,40 @@ fn peak_images_are_listed_with_neutral_smile_and_frown_labels() {
 }
 
 #[test]
+fn motion_stills_are_labelled_by_grid_cell_and_axis() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SynthConfig {
+        peak_images: 2,
+        ..small(SynthKind::Motion)
+    };
+    let summary = generate(&cfg, dir.path(), false).unwrap();
+    assert_eq!(summary.counts.images, 72);
+    let classes = read_lines(&dir.path().join("image_classes.txt"));
+    assert_eq!(classes, SynthKind::Motion.image_classes());
+    assert_eq!(classes.len(), 36);
+    assert_eq!(classes[0], "r0_c0_axis000");
+    assert_eq!(classes[35], "r2_c2_axis135");
+    let lines = read_lines(&dir.path().join("images.txt"));
+    assert_eq!(lines.len(), 72);
+    for line in &lines {
+        let (path, label) = line.split_once(' ').unwrap();
+        let label: usize = label.parse().unwrap();
+        assert!(
+            path.starts_with(&format!("images/{}/", classes[label])),
+            "{line}"
+        );
+        let img = image::open(dir.path().join(path)).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (32, 32));
+    }
+    // The stills keep the motion set's no-flip rule in dataset.toml.
+    let toml = std::fs::read_to_string(dir.path().join("dataset.toml")).unwrap();
+    assert!(
+        toml.contains("flip = false") && toml.contains("images.txt"),
+        "{toml}"
+    );
+}
+
+#[test]
 fn a_foreign_non_empty_folder_is_refused_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let mine = dir.path().join("notes.txt");

@@ -253,6 +253,19 @@ impl Texture {
         Texture { base, gratings }
     }
 
+    /// The same texture with its gratings' amplitudes times `factor` (0: the plain base).
+    pub(super) fn faded(&self, factor: f32) -> Self {
+        let gratings = self
+            .gratings
+            .iter()
+            .map(|&(fx, fy, phase, amp)| (fx, fy, phase, amp.map(|a| a * factor)))
+            .collect();
+        Texture {
+            base: self.base,
+            gratings,
+        }
+    }
+
     /// The texture's colour at pixel point `(x, y)`.
     pub(super) fn at(&self, x: f32, y: f32) -> Rgb {
         let mut c = self.base;

@@ -12,7 +12,9 @@
 //!   `expressions.rs` for the classes and the argument.
 //! - [`SynthKind::Motion`]: an object moving left / right / up / down or turning clockwise /
 //!   counter-clockwise over a textured background; 6 classes in 3 pairs. Horizontal flips
-//!   change labels, so its `dataset.toml` says `flip = false`. See `motion.rs`.
+//!   change labels, so its `dataset.toml` says `flip = false`. Optionally still images of the
+//!   object at rest labelled by where it is and which way it points (`peak_images`), so that
+//!   an image model trained on them must encode position and orientation. See `motion.rs`.
 //!
 //! # Layout written by [`generate`] (every path relative, so the folder can be moved)
 //! ```text
@@ -104,6 +106,31 @@ impl SynthKind {
         }
     }
 
+    /// Still-image class names in label order (what `peak_images` writes): `neutral, smile,
+    /// frown` for expressions; `r{row}_c{col}_axis{degrees}` (3x3 grid cells times 4 axis
+    /// bins) for motion.
+    pub fn image_classes(self) -> Vec<String> {
+        match self {
+            SynthKind::Expressions => expressions::image_classes()
+                .into_iter()
+                .map(|c| c.0)
+                .collect(),
+            SynthKind::Motion => motion::image_classes().into_iter().map(|c| c.0).collect(),
+        }
+    }
+
+    /// The still-image label as independent factors, sizes most significant first: a label
+    /// `l` is the mixed-radix number of its factors' values (the last factor fastest).
+    /// Expressions `[3]` (one factor); motion `[9, 4]`: grid cell (row-major), axis bin, so
+    /// `r1_c2_axis090` = (1 * 3 + 2) * 4 + 2. Image pre-training can give each factor its own
+    /// softmax.
+    pub fn image_label_factors(self) -> Vec<usize> {
+        match self {
+            SynthKind::Expressions => vec![expressions::image_classes().len()],
+            SynthKind::Motion => vec![motion::GRID * motion::GRID, motion::AXIS_BINS],
+        }
+    }
+
     /// Whether a horizontal flip keeps a clip's label.
     pub fn flip_keeps_label(self) -> bool {
         self == SynthKind::Expressions
@@ -166,8 +193,10 @@ pub struct SynthConfig {
     pub seed: u64,
     /// Videos (default) or frame folders.
     pub media: SynthMedia,
-    /// Expressions only: still images per image class (`neutral`, `smile`, `frown`) for image
-    /// pre-training, written under `images/`. Default 0 (none).
+    /// Still images per image class for image pre-training, written under `images/`:
+    /// expressions: peak or neutral faces (`neutral`, `smile`, `frown`); motion: the object
+    /// at rest, labelled by grid cell and axis orientation (36 classes, `r0_c0_axis000`, ...).
+    /// Default 0 (none).
     pub peak_images: usize,
 }
 
@@ -219,15 +248,6 @@ impl SynthConfig {
         }
         if !(1..=240).contains(&self.fps) {
             return bad("fps", format!("must be from 1 to 240 (got {})", self.fps));
-        }
-        if self.peak_images > 0 && self.kind != SynthKind::Expressions {
-            return bad(
-                "peak_images",
-                format!(
-                    "is for the expressions dataset only (got {} with kind `{}`)",
-                    self.peak_images, self.kind
-                ),
-            );
         }
         Ok(())
     }
@@ -353,10 +373,7 @@ fn run(cfg: &SynthConfig, out: &Path, progress: bool, force: bool) -> Result<Syn
     prepare_output(out, force)?;
     let classes = cfg.kind.classes();
     let image_classes: Vec<String> = if cfg.peak_images > 0 {
-        expressions::image_classes()
-            .into_iter()
-            .map(|c| c.0)
-            .collect()
+        cfg.kind.image_classes()
     } else {
         Vec::new()
     };
@@ -547,8 +564,16 @@ fn run_job(
         }
         Job::Still { class, k } => {
             let mut rng = Rng::derive(cfg.seed, &[kind_tag, 1, class as u64, k as u64]);
-            let (_, expression) = expressions::image_classes().swap_remove(class);
-            let image = expressions::render_still(&mut rng, size, expression);
+            let image = match cfg.kind {
+                SynthKind::Expressions => {
+                    let (_, expression) = expressions::image_classes().swap_remove(class);
+                    expressions::render_still(&mut rng, size, expression)
+                }
+                SynthKind::Motion => {
+                    let (_, still) = motion::image_classes().swap_remove(class);
+                    motion::render_still(&mut rng, size, still)
+                }
+            };
             let path = out.join(still_path(&image_classes[class], k));
             encode::write_png(&path, &image, size, size)
         }
@@ -706,14 +731,6 @@ mod tests {
             },
             "`fps`",
         );
-        check(
-            SynthConfig {
-                kind: SynthKind::Motion,
-                peak_images: 2,
-                ..d.clone()
-            },
-            "`peak_images` is for the expressions dataset only",
-        );
         assert!(d.validate().is_ok());
     }
 
@@ -727,6 +744,22 @@ mod tests {
         );
         assert!(SynthKind::Expressions.flip_keeps_label());
         assert!(!SynthKind::Motion.flip_keeps_label());
+    }
+
+    #[test]
+    fn image_label_factors_decompose_the_still_labels() {
+        for kind in [SynthKind::Expressions, SynthKind::Motion] {
+            let factors = kind.image_label_factors();
+            assert_eq!(
+                factors.iter().product::<usize>(),
+                kind.image_classes().len(),
+                "{kind}"
+            );
+        }
+        // r1_c2_axis090: cell 1 * 3 + 2 = 5, axis bin 2, label 5 * 4 + 2.
+        let names = SynthKind::Motion.image_classes();
+        assert_eq!(names[(3 + 2) * 4 + 2], "r1_c2_axis090");
+        assert_eq!(SynthKind::Motion.image_label_factors(), [9, 4]);
     }
 
     #[test]

@@ -18,6 +18,22 @@
 //! A horizontal flip turns `move_left` into `move_right` and clockwise into counter-clockwise:
 //! this dataset must not be flipped (`flip = false` in its `dataset.toml`).
 //!
+//! # Still images
+//! For image pre-training (`peak_images`): one object at rest, class = where it is and which
+//! way its long axis points, `r{row}_c{col}_axis{deg}`: the cell of a [`GRID`] x [`GRID`]
+//! grid over the frame holding its centre, times its axis orientation modulo 180 degrees in
+//! [`AXIS_BINS`] bins of 45 degrees centred on 0, 45, 90, 135 (`angle` measured as the pose's,
+//! clockwise on screen), 36 classes. Why these labels: the video classes are told apart by
+//! how position (moves) or orientation (turns) changes between frames, so a frozen image model
+//! is useful to them only if its features encode both; a classifier trained on any label that
+//! does not depend on them (shape, colour, an expression) is free to discard them, and then
+//! even the frame average cannot reach the axis (measured: a face classifier's probe stayed at
+//! 15 %). The axis is taken modulo 180 degrees because a rectangle or an ellipse looks the same
+//! turned by half a turn and the contrasting dot is a pixel or two at the demo's 48 px; the
+//! turn direction is still recoverable from it, since consecutive sampled frames differ by
+//! far less than 90 degrees. Shape, size, colours, background and noise are drawn as for the
+//! videos, independently of the label.
+//!
 //! # Drawing
 //! The object is a rectangle, an ellipse or a triangle (random proportions, orientation, size
 //! 9-14 % of the side from centre to tip) with a contrasting dot near one end, so that
@@ -29,6 +45,9 @@ use super::draw::{
     Canvas, Pose, Rgb, Texture, luma, random_color, sd_box, sd_ellipse, sd_triangle,
 };
 use super::rng::Rng;
+
+/// Amplitude of the background gratings (per grating, RGB levels).
+const TEXTURE: f32 = 22.0;
 
 /// A direction of motion, i.e. a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +124,7 @@ impl Scene {
         let s = size as f32;
         let u = |rng: &mut Rng, lo: f32, hi: f32| rng.uniform(lo as f64, hi as f64) as f32;
         let base = random_color(rng, 50.0, 205.0);
-        let background = Texture::random(rng, size, base, 22.0, 3);
+        let background = Texture::random(rng, size, base, TEXTURE, 3);
         // An object colour at least 60 luma levels away from the background's mean.
         let mut color = random_color(rng, 0.0, 255.0);
         for _ in 0..32 {
@@ -213,6 +232,73 @@ impl Scene {
     }
 }
 
+/// Rows (and columns) of the still images' position grid.
+pub(super) const GRID: usize = 3;
+/// Bins of the still images' axis orientation over half a turn.
+pub(super) const AXIS_BINS: usize = 4;
+
+/// One still-image class: the grid cell of the object's centre and its axis bin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StillClass {
+    /// Grid row from the top, `0..GRID`.
+    pub row: usize,
+    /// Grid column from the left, `0..GRID`.
+    pub col: usize,
+    /// Axis bin, `0..AXIS_BINS`: orientation near `axis * 180 / AXIS_BINS` degrees.
+    pub axis: usize,
+}
+
+/// The still-image classes in label order (row-major cells, then axis bins):
+/// `r0_c0_axis000, r0_c0_axis045, ..., r2_c2_axis135`.
+pub(super) fn image_classes() -> Vec<(String, StillClass)> {
+    let mut out = Vec::with_capacity(GRID * GRID * AXIS_BINS);
+    for row in 0..GRID {
+        for col in 0..GRID {
+            for axis in 0..AXIS_BINS {
+                let deg = axis * 180 / AXIS_BINS;
+                out.push((
+                    format!("r{row}_c{col}_axis{deg:03}"),
+                    StillClass { row, col, axis },
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The scene of a still image of `class`: a random object at rest whose centre lies in the
+/// class's grid cell and whose axis lies in the class's bin (either way round).
+fn still_scene(rng: &mut Rng, size: usize, class: StillClass) -> Scene {
+    let mut scene = Scene::random(rng, size, Direction::Clockwise);
+    // Background contrast from none to the videos' full texture: the plain ones let a ViT
+    // from scratch find the object at all (on full texture only, it stayed at chance), the
+    // textured ones make it find it where the videos put it.
+    let contrast = rng.uniform(0.0, 1.0) as f32;
+    scene.background = scene.background.faded(contrast);
+    let s = size as f32;
+    let margin = scene.scale + 1.0;
+    let cell = s / GRID as f32;
+    let within = |rng: &mut Rng, k: usize| {
+        let lo = (k as f32 * cell).max(margin);
+        let hi = ((k + 1) as f32 * cell).min(s - margin);
+        rng.uniform(lo as f64, hi as f64) as f32
+    };
+    let centre = (within(rng, class.col), within(rng, class.row));
+    let bin = std::f32::consts::PI / AXIS_BINS as f32;
+    let half_turns = rng.below(2) as f32 * std::f32::consts::PI;
+    let angle = class.axis as f32 * bin + rng.uniform(-0.5, 0.5) as f32 * bin + half_turns;
+    scene.from = centre;
+    scene.to = centre;
+    scene.angle_from = angle;
+    scene.angle_to = angle;
+    scene
+}
+
+/// Renders one still image (RGB8 `[size, size, 3]`) of image class `class`.
+pub(super) fn render_still(rng: &mut Rng, size: usize, class: StillClass) -> Vec<u8> {
+    still_scene(rng, size, class).render(0.0, rng)
+}
+
 /// Renders one video: `frames` frames of a random object moving in `direction`.
 pub(super) fn render_video(
     rng: &mut Rng,
@@ -289,6 +375,45 @@ mod tests {
                     assert!(p.0 - r >= 0.0 && p.0 + r <= size as f32, "{p:?} r {r}");
                     assert!(p.1 - r >= 0.0 && p.1 + r <= size as f32, "{p:?} r {r}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn stills_put_the_object_in_its_cell_with_its_axis_in_its_bin() {
+        let classes = image_classes();
+        assert_eq!(classes.len(), 36);
+        assert_eq!(classes[0].0, "r0_c0_axis000");
+        assert_eq!(classes[7].0, "r0_c1_axis135");
+        let size = 48;
+        let cell = size as f32 / GRID as f32;
+        for (name, class) in &classes {
+            for seed in 0..10 {
+                let scene = still_scene(&mut Rng::new(seed), size, *class);
+                assert_eq!(scene.from, scene.to);
+                assert_eq!(scene.angle_from, scene.angle_to);
+                let (x, y) = scene.from;
+                assert_eq!(
+                    ((x / cell) as usize, (y / cell) as usize),
+                    (class.col, class.row)
+                );
+                let r = scene.scale;
+                assert!(x - r >= 0.0 && x + r <= size as f32, "{name}: x {x} r {r}");
+                assert!(y - r >= 0.0 && y + r <= size as f32, "{name}: y {y} r {r}");
+                // Axis modulo half a turn, nearest bin centre (wrapping 180 -> 0).
+                let half = std::f32::consts::PI;
+                let axis = scene.angle_from.rem_euclid(half) / (half / AXIS_BINS as f32);
+                assert_eq!(
+                    axis.round() as usize % AXIS_BINS,
+                    class.axis,
+                    "{name}: {axis}"
+                );
+                // The object shows: the still differs from its background where it stands.
+                let img = scene.render(0.0, &mut Rng::new(0));
+                let i = (y as usize * size + x as usize) * 3;
+                let bg = scene.background.at(x, y);
+                let d: f32 = (0..3).map(|c| (img[i + c] as f32 - bg[c]).abs()).sum();
+                assert!(d > 40.0, "{name} seed {seed}: centre differs by {d}");
             }
         }
     }
