@@ -495,6 +495,20 @@ fn methods(dataset: SynthKind) -> Vec<(&'static str, &'static str, f64)> {
             "kind = \"fe_adapter\"\nbottleneck = 32\ndropout = 0.0",
             1e-3,
         ),
+        // The same adapters with the class token passed through them too (`adapt_cls`, our
+        // option): the temporal convolution then reaches the class-token readout directly.
+        // ST-Adapter so: 93.0 / 95.3 / 92.2% UAR for training seeds 0 / 1 / 2 on the seed-0
+        // data (20 epochs, lr 1e-2), against 19.5% without it at the same settings.
+        (
+            "st_adapter_cls",
+            "kind = \"st_adapter\"\nbottleneck = 32\ndropout = 0.0\nadapt_cls = true",
+            1e-2,
+        ),
+        (
+            "fe_adapter_cls",
+            "kind = \"fe_adapter\"\nbottleneck = 32\ndropout = 0.0\nadapt_cls = true",
+            1e-2,
+        ),
         // The class-token readout: the frozen model is an expression classifier, so its class
         // token carries the expression; the mean over 64 patch tokens dilutes it (25% UAR with
         // `pool = "mean"` against 96% with "cls" in a 20-epoch run, both at lr 1e-2).
@@ -657,28 +671,49 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
         stills_described(dataset)
     ));
     let backbone = out.join("image_classifier");
-    let mut attempt = 0;
-    let image_accuracy = loop {
+    // Each initialisation is saved in a folder of its own; the first that learns is kept or,
+    // when none does, the best held out (not merely the last).
+    let attempt_dir = |a: usize| out.join(format!("image_classifier.attempt{a}"));
+    let mut tried: Vec<ImageAccuracy> = Vec::new();
+    loop {
+        let attempt = tried.len();
         let acc = pretrain_image_model(
             &data,
-            &backbone,
+            &attempt_dir(attempt),
             &sizes,
             &dataset.image_label_factors(),
             dataset.flip_keeps_label(),
             opts.seed,
-            attempt,
+            attempt as u64,
             opts.progress,
             device,
         )?;
-        if acc.learned(dataset) || attempt + 1 == IMAGE_ATTEMPTS {
-            break acc;
+        let learned = acc.learned(dataset);
+        tried.push(acc);
+        if learned || tried.len() as u64 == IMAGE_ATTEMPTS {
+            break;
         }
         say(&format!(
             "    the image classifier did not learn ({} held out); training it again from another initialisation",
-            acc.describe(dataset)
+            tried[attempt].describe(dataset)
         ));
-        attempt += 1;
+    }
+    let kept = if tried[tried.len() - 1].learned(dataset) {
+        tried.len() - 1
+    } else {
+        (0..tried.len())
+            .max_by(|&a, &b| tried[a].joint.total_cmp(&tried[b].joint))
+            .unwrap_or(0)
     };
+    if backbone.exists() {
+        std::fs::remove_dir_all(&backbone).map_err(|e| Error::io(&backbone, e))?;
+    }
+    std::fs::rename(attempt_dir(kept), &backbone).map_err(|e| Error::io(&backbone, e))?;
+    for a in (0..tried.len()).filter(|&a| a != kept) {
+        let dir = attempt_dir(a);
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    let image_accuracy = tried[kept].clone();
     let shown_classes = if summary.image_classes.len() > 6 {
         format!(
             "{}, ..., {}",
@@ -755,7 +790,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
         out,
         &rows,
         sizes.test,
-        (&image_accuracy, attempt + 1),
+        (&image_accuracy, tried.len() as u64, kept as u64 + 1),
         &summary.classes,
         &data,
         device,
@@ -794,7 +829,14 @@ fn findings(dataset: SynthKind, rows: &[DemoRow], test_per_class: usize) -> Vec<
                 }
             ));
         }
-        for m in ["fe_adapter", "st_adapter", "m_adapter", "evl"] {
+        for m in [
+            "st_adapter",
+            "fe_adapter",
+            "st_adapter_cls",
+            "fe_adapter_cls",
+            "m_adapter",
+            "evl",
+        ] {
             if let Some(r) = get(m) {
                 let d = (r.uar - probe.uar) * 100.0;
                 out.push(if d > 5.0 && r.uar > ceiling + 0.05 {
@@ -833,6 +875,27 @@ fn findings(dataset: SynthKind, rows: &[DemoRow], test_per_class: usize) -> Vec<
             m.uar * 100.0,
             evl.uar * 100.0
         ));
+    }
+    for (paper, ours) in [
+        ("st_adapter", "st_adapter_cls"),
+        ("fe_adapter", "fe_adapter_cls"),
+    ] {
+        if let (Some(a), Some(b)) = (get(paper), get(ours)) {
+            let d = (b.uar - a.uar) * 100.0;
+            out.push(if d > 5.0 {
+                format!(
+                    "The class token makes the difference for {paper}: {:.1}% as the paper defines it (class token untouched, so frame order must reach the time-averaged class token through the frozen attention) against {:.1}% with `adapt_cls = true` (the class token through the same adapter, no extra parameters: a zero-padded temporal convolution followed by the time average exposes the first and last frames, which tell the four courses apart).",
+                    a.uar * 100.0,
+                    b.uar * 100.0
+                )
+            } else {
+                format!(
+                    "Adapting the class token did not help {paper} in this run ({:.1}% without, {:.1}% with `adapt_cls`).",
+                    a.uar * 100.0,
+                    b.uar * 100.0
+                )
+            });
+        }
     }
     if let Some(full) = get("full_finetune") {
         out.push(format!(
@@ -873,7 +936,7 @@ fn write_report(
     out: &Path,
     rows: &[DemoRow],
     test_per_class: usize,
-    (image, image_attempts): (&ImageAccuracy, u64),
+    (image, image_attempts, image_kept): (&ImageAccuracy, u64, u64),
     classes: &[String],
     data: &Path,
     device: &Device,
@@ -973,12 +1036,16 @@ fn write_report(
          `{}` (true class: `{}`), predicted `{}` overall.\n\n{}\n",
         stills_described(dataset),
         image.describe(dataset),
-        if image_attempts > 1 {
+        if image_attempts == 1 {
+            String::new()
+        } else if image_kept == image_attempts && image.learned(dataset) {
             format!(
-                "; initialisation {image_attempts} of {IMAGE_ATTEMPTS}: the earlier ones did not learn"
+                "; initialisation {image_kept} of {IMAGE_ATTEMPTS}: the earlier ones did not learn"
             )
         } else {
-            String::new()
+            format!(
+                "; none of {image_attempts} initialisations learned, the best held out (number {image_kept}) was kept"
+            )
         },
         videos_described(dataset),
         classes.len(),
@@ -1007,6 +1074,7 @@ fn write_report(
             "dataset": dataset,
             "image_accuracy": image.joint, "image_factor_accuracy": image.factors,
             "image_attempts": image_attempts,
+            "image_kept": image_kept,
             "rows": rows, "findings": found,
             "timeline": preds[0], "timeline_method": shown,
         }))

@@ -28,6 +28,8 @@ fn quick_demo_writes_a_sane_report() {
             "linear_probe",
             "st_adapter",
             "fe_adapter",
+            "st_adapter_cls",
+            "fe_adapter_cls",
             "m_adapter",
             "evl",
             "full_finetune"
@@ -53,6 +55,14 @@ fn quick_demo_writes_a_sane_report() {
     assert_eq!(full["trainable"], full["total"]);
     let acc = report["image_accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
+    // The kept initialisation is one of those tried, and only it remains on disk.
+    let (tried, kept) = (
+        report["image_attempts"].as_u64().unwrap(),
+        report["image_kept"].as_u64().unwrap(),
+    );
+    assert!((1..=tried).contains(&kept), "kept {kept} of {tried}");
+    assert!(out.join("image_classifier/model.safetensors").exists());
+    assert!(!out.join("image_classifier.attempt0").exists());
     assert!(!report["findings"].as_array().unwrap().is_empty());
     assert!(
         !report["timeline"]["timeline"]
@@ -63,7 +73,15 @@ fn quick_demo_writes_a_sane_report() {
     // The timeline is shown with a temporal method (not frame averaging), named in the report.
     let shown = report["timeline_method"].as_str().unwrap();
     assert!(
-        ["st_adapter", "fe_adapter", "m_adapter", "evl"].contains(&shown),
+        [
+            "st_adapter",
+            "fe_adapter",
+            "st_adapter_cls",
+            "fe_adapter_cls",
+            "m_adapter",
+            "evl"
+        ]
+        .contains(&shown),
         "{shown}"
     );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
