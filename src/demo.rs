@@ -498,7 +498,8 @@ fn methods(dataset: SynthKind) -> Vec<(&'static str, &'static str, f64)> {
         // The same adapters with the class token passed through them too (`adapt_cls`, our
         // option): the temporal convolution then reaches the class-token readout directly.
         // ST-Adapter so: 93.0 / 95.3 / 92.2% UAR for training seeds 0 / 1 / 2 on the seed-0
-        // data (20 epochs, lr 1e-2), against 19.5% without it at the same settings.
+        // data (20 epochs, lr 1e-2), against 19.5% without it at the same settings. FE-Adapter
+        // diverged once at lr 1e-2 in 12 epochs (loss above ln 8 from epoch 3); at 5e-3: 93.0%.
         (
             "st_adapter_cls",
             "kind = \"st_adapter\"\nbottleneck = 32\ndropout = 0.0\nadapt_cls = true",
@@ -507,7 +508,7 @@ fn methods(dataset: SynthKind) -> Vec<(&'static str, &'static str, f64)> {
         (
             "fe_adapter_cls",
             "kind = \"fe_adapter\"\nbottleneck = 32\ndropout = 0.0\nadapt_cls = true",
-            1e-2,
+            5e-3,
         ),
         // The class-token readout: the frozen model is an expression classifier, so its class
         // token carries the expression; the mean over 64 patch tokens dilutes it (25% UAR with
@@ -882,7 +883,7 @@ fn findings(dataset: SynthKind, rows: &[DemoRow], test_per_class: usize) -> Vec<
     ] {
         if let (Some(a), Some(b)) = (get(paper), get(ours)) {
             let d = (b.uar - a.uar) * 100.0;
-            out.push(if d > 5.0 {
+            out.push(if d > 10.0 {
                 format!(
                     "The class token makes the difference for {paper}: {:.1}% as the paper defines it (class token untouched, so frame order must reach the time-averaged class token through the frozen attention) against {:.1}% with `adapt_cls = true` (the class token through the same adapter, no extra parameters: a zero-padded temporal convolution followed by the time average exposes the first and last frames, which tell the four courses apart).",
                     a.uar * 100.0,
@@ -890,7 +891,7 @@ fn findings(dataset: SynthKind, rows: &[DemoRow], test_per_class: usize) -> Vec<
                 )
             } else {
                 format!(
-                    "Adapting the class token did not help {paper} in this run ({:.1}% without, {:.1}% with `adapt_cls`).",
+                    "Adapting the class token did not clearly help {paper} in this run ({:.1}% without, {:.1}% with `adapt_cls`).",
                     a.uar * 100.0,
                     b.uar * 100.0
                 )
