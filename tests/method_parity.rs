@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use vidapter::backbone::Backbone;
@@ -192,7 +192,7 @@ fn read_fixture(case: &str) -> Fixture {
 /// and compares everything with PyTorch; panics with the offending tensor and its error.
 fn check(case: &str) {
     let fx = read_fixture(case);
-    let device = Device::flex();
+    let device = common::device();
     let ad = device.clone().autodiff();
     let bb = Backbone::load(common::fixture(&fx.backbone).to_str().unwrap(), &device)
         .unwrap()
