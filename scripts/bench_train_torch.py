@@ -12,6 +12,7 @@ args:
     backbone    a backbone folder whose config.json is read instead
     reference   the folder that holds the `vidapter_ref` package
     batch, frames, size, steps, classes, threads, label_smoothing
+    device      the torch device: "cpu" (default), "cuda" or "cuda:N"
 
 What runs, in this order (the same as vidapter's child):
     1. torch.set_num_threads(threads): the thread count vidapter's CPU backend uses;
@@ -27,9 +28,16 @@ What runs, in this order (the same as vidapter's child):
        training peak;
     5. steps + 1 forward passes under torch.inference_mode(), the first not timed.
 
+On a CUDA device the model and the clips live on the GPU, every timed span starts and ends
+with torch.cuda.synchronize() (kernels run asynchronously), and the peak GPU memory over the
+training steps is reported too: torch.cuda.max_memory_reserved() (what the caching allocator
+held) and max_memory_allocated() (the tensors alone), counted from after the model was built
+and moved. A CUDA device torch cannot use is an error, not a silent CPU run.
+
 Output: {"method", "trainable", "total", "step_s", "clips_per_s", "forward_s",
 "rss_start_bytes", "rss_model_bytes", "peak_bytes", "torch", "transformers", "threads",
-"attn_implementation"}; times are medians in seconds, memory in bytes. On failure:
+"attn_implementation", "device", "gpu_peak_bytes", "gpu_peak_allocated_bytes" (null on the
+CPU)}; times are medians in seconds, memory in bytes. On failure:
 {"error": "...", "unsupported": true when the reference package does not know the method}.
 """
 
@@ -123,9 +131,20 @@ def run(args):
     rss_start = proc_status_bytes("VmRSS")
 
     torch.set_num_threads(int(args["threads"]))
+    device = torch.device(args.get("device", "cpu"))
+    cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise RuntimeError(f"torch {torch.__version__} cannot use {device}: torch.cuda.is_available() is False")
+    if cuda and (device.index or 0) >= torch.cuda.device_count():
+        raise RuntimeError(f"{device}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
     b, t, s = args["batch"], args["frames"], args["size"]
     steps, classes = max(1, args["steps"]), args["classes"]
     model = build_classifier(build_backbone(backbone_config(args)), args["method"], classes)
+    model = model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     n_total = sum(p.numel() for p in model.parameters())
@@ -138,29 +157,38 @@ def run(args):
     ]
     groups = [g for g in groups if g["params"]]
     optim = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
-    targets = torch.arange(b) % classes
+    targets = (torch.arange(b) % classes).to(device)
+    if cuda:
+        sync()
+        torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(0)
     model.train()
     step_times = []
     for step in range(steps + 1):
-        x = torch.randn(b, t, 3, s, s)
+        x = torch.randn(b, t, 3, s, s, device=device)
+        sync()
         t0 = time.perf_counter()
         optim.zero_grad(set_to_none=True)
         loss = cross_entropy(model(x), targets, args["label_smoothing"])
         loss.backward()
         optim.step()
+        sync()
         if step > 0:
             step_times.append(time.perf_counter() - t0)
     # Linux reports ru_maxrss in KiB.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    gpu_peak = torch.cuda.max_memory_reserved(device) if cuda else None
+    gpu_allocated = torch.cuda.max_memory_allocated(device) if cuda else None
 
     model.eval()
     forward_times = []
     with torch.inference_mode():
         for step in range(steps + 1):
-            x = torch.randn(b, t, 3, s, s)
+            x = torch.randn(b, t, 3, s, s, device=device)
+            sync()
             t0 = time.perf_counter()
             model(x)
+            sync()
             if step > 0:
                 forward_times.append(time.perf_counter() - t0)
     step_s = median(step_times)
@@ -178,6 +206,9 @@ def run(args):
         "transformers": transformers.__version__,
         "threads": torch.get_num_threads(),
         "attn_implementation": "eager",
+        "device": str(device),
+        "gpu_peak_bytes": gpu_peak,
+        "gpu_peak_allocated_bytes": gpu_allocated,
     }
 
 

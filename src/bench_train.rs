@@ -20,6 +20,15 @@
 //! two or more dimensions) and thread count (`RAYON_NUM_THREADS` for vidapter's CPU backend,
 //! `torch.set_num_threads` for PyTorch).
 //!
+//! On a GPU (`--device vulkan|cuda`, with `--torch-device cuda` for the reference) the times
+//! are taken after synchronising the device (vidapter: `Device::sync`; PyTorch:
+//! `torch.cuda.synchronize`), and device memory is reported beside the host's: PyTorch's
+//! `torch.cuda.max_memory_reserved` / `max_memory_allocated`, vidapter's largest
+//! `Device::memory_pool_usage().bytes_reserved` read after each synchronised training step
+//! (what burn's allocator holds; `None`, shown as "not measured", where the backend does not
+//! report it, e.g. the CPU). [`check_torch_device`] refuses comparing a CPU side with a GPU
+//! side.
+//!
 //! What should move, and by how much (methods.md): in-backbone methods keep the activations
 //! of every block for the backward pass, so their training memory grows with frames x tokens x
 //! blocks; the side branch (linear probe here; M-adapter, EVL) runs the backbone without
@@ -69,6 +78,12 @@ pub struct StepFigures {
     pub rss_model_bytes: u64,
     /// Peak resident memory over the training steps (the process's high-water mark), bytes.
     pub peak_bytes: u64,
+    /// GPU memory held by the allocator over the training steps, bytes: PyTorch's
+    /// `torch.cuda.max_memory_reserved()`; vidapter's largest
+    /// `memory_pool_usage().bytes_reserved` read after each synchronised step. `None` on the
+    /// CPU or where the backend does not report it.
+    #[serde(default)]
+    pub gpu_peak_bytes: Option<u64>,
 }
 
 impl StepFigures {
@@ -106,6 +121,17 @@ pub struct TorchFigures {
     pub threads: usize,
     /// The transformers attention implementation (`eager`, as the reference loads models).
     pub attn_implementation: String,
+    /// The torch device it ran on (`cpu`, `cuda`, `cuda:1`, ...).
+    #[serde(default = "cpu_name")]
+    pub device: String,
+    /// `torch.cuda.max_memory_allocated()` over the training steps (tensors alone, without
+    /// the caching allocator's spare blocks), bytes; `None` on the CPU.
+    #[serde(default)]
+    pub gpu_peak_allocated_bytes: Option<u64>,
+}
+
+fn cpu_name() -> String {
+    "cpu".into()
 }
 
 /// vidapter / PyTorch for one method: below 1 means vidapter takes less time or memory.
@@ -119,6 +145,9 @@ pub struct Ratios {
     pub peak: f64,
     /// Peak minus resident memory after the build (what training adds).
     pub training_memory: f64,
+    /// GPU memory held by the allocator, when both sides report it.
+    #[serde(default)]
+    pub gpu_peak: Option<f64>,
 }
 
 /// One method, both sides.
@@ -195,6 +224,9 @@ pub struct TrainReport {
     pub threads: usize,
     /// Whether `--torch` asked for PyTorch.
     pub torch_requested: bool,
+    /// The torch device of the PyTorch side (`--torch-device`).
+    #[serde(default = "cpu_name")]
+    pub torch_device: String,
     /// Why PyTorch did not run at all, when it was asked for and could not.
     pub torch_unavailable: Option<String>,
     /// The Python interpreter used for PyTorch.
@@ -240,6 +272,8 @@ pub struct TrainBench {
     pub step: StepBench,
     /// vidapter's `--device`.
     pub device: String,
+    /// The PyTorch side's torch device (`cpu`, `cuda[:N]`); see [`check_torch_device`].
+    pub torch_device: String,
     /// CPU threads of both sides.
     pub threads: usize,
     /// `None`: PyTorch not asked for; otherwise the PyTorch side, or why there can be none.
@@ -262,6 +296,31 @@ impl std::fmt::Display for BenchSide {
             BenchSide::PyTorch => "PyTorch",
         })
     }
+}
+
+/// Checks that vidapter's `--device` and PyTorch's `--torch-device` are alike, so that the
+/// ratios compare the same kind of hardware: `cpu` with `cpu`, a GPU (`vulkan[:N]`,
+/// `cuda[:N]`) with `cuda[:N]`. `torch_device` must be `cpu`, `cuda` or `cuda:N`.
+pub fn check_torch_device(device: &str, torch_device: &str) -> Result<()> {
+    let torch_gpu = match torch_device.split_once(':') {
+        None if torch_device == "cpu" => false,
+        None if torch_device == "cuda" => true,
+        Some(("cuda", index)) if index.parse::<usize>().is_ok() => true,
+        _ => {
+            return Err(Error::Input(format!(
+                "--torch-device `{torch_device}`: use cpu, cuda or cuda:N (a GPU index)"
+            )));
+        }
+    };
+    let ours_gpu = device != "cpu";
+    if ours_gpu != torch_gpu {
+        return Err(Error::Input(format!(
+            "--torch-device {torch_device} with --device {device}: both sides must run on the \
+             same kind of hardware (--device cpu with --torch-device cpu, a GPU --device such \
+             as vulkan or cuda with --torch-device cuda), or the ratios compare a CPU with a GPU"
+        )));
+    }
+    Ok(())
 }
 
 /// The CPU threads vidapter's backend uses: `RAYON_NUM_THREADS` when set to a positive
@@ -338,8 +397,11 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
     let targets: Vec<usize> = (0..opts.batch).map(|i| i % opts.classes).collect();
     let shape = [opts.batch, opts.frames, 3, size, size];
     let mut times = Vec::new();
+    let mut gpu_peak_bytes: Option<u64> = None;
     for step in 0..=opts.steps {
         let x = Tensor::<5>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
+        // A GPU queues work: drain it so the clock times this step alone (a no-op on the CPU).
+        let _ = device.sync();
         let t0 = Instant::now();
         let logits = model.forward(x, Some(step as u64));
         let loss = cross_entropy(logits, &targets, LABEL_SMOOTHING);
@@ -353,6 +415,11 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
         if step > 0 {
             times.push(t0.elapsed().as_secs_f64());
         }
+        // Outside the timed span. burn's GPU pools keep the pages a step needed, so what is
+        // reserved once it ended covers its activations; the CPU backend reports nothing.
+        if let Some(usage) = device.memory_pool_usage() {
+            gpu_peak_bytes = Some(gpu_peak_bytes.unwrap_or(0).max(usage.bytes_reserved));
+        }
     }
     // Read before the forward passes, so that the high-water mark is the training peak.
     let peak_bytes = peak_rss_bytes().unwrap_or(0);
@@ -360,6 +427,7 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
     let mut forward = Vec::new();
     for step in 0..=opts.steps {
         let x = Tensor::<5>::random(shape, Distribution::Normal(0.0, 1.0), device);
+        let _ = device.sync();
         let t0 = Instant::now();
         // No dropout seed: inference, as PyTorch's side runs under `inference_mode`.
         let _ = plain.forward(x, None).into_data();
@@ -379,6 +447,7 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
             rss_start_bytes,
             rss_model_bytes,
             peak_bytes,
+            gpu_peak_bytes,
         },
         config: method.clone(),
         size,
@@ -402,13 +471,8 @@ pub fn bench_train(
 ) -> Result<TrainReport> {
     let opts = &bench.step;
     let torch = bench.torch.as_ref().and_then(|t| t.as_ref().ok());
-    if torch.is_some() && bench.device != "cpu" {
-        // The reference runs on the CPU, and both peaks are host memory: a GPU run against
-        // it would compare different things.
-        return Err(Error::Input(format!(
-            "--torch compares CPU runs; it cannot be combined with --device {}",
-            bench.device
-        )));
+    if bench.torch.is_some() {
+        check_torch_device(&bench.device, &bench.torch_device)?;
     }
     let script = torch.map(|_| write_script()).transpose()?;
     // The backbone's config.json for the reference to build from, once for every method.
@@ -466,6 +530,7 @@ pub fn bench_train(
         label_smoothing: LABEL_SMOOTHING,
         threads: bench.threads,
         torch_requested: bench.torch.is_some(),
+        torch_device: bench.torch_device.clone(),
         torch_unavailable: bench.torch.as_ref().and_then(|t| t.as_ref().err().cloned()),
         python: torch.map(|t| t.python.clone()),
         torch_version,
@@ -480,6 +545,10 @@ fn ratios(ours: &StepFigures, theirs: &StepFigures) -> Ratios {
         forward: r(ours.forward_s, theirs.forward_s),
         peak: r(ours.peak_bytes as f64, theirs.peak_bytes as f64),
         training_memory: r(ours.training_bytes() as f64, theirs.training_bytes() as f64),
+        gpu_peak: ours
+            .gpu_peak_bytes
+            .zip(theirs.gpu_peak_bytes)
+            .map(|(a, b)| r(a as f64, b as f64)),
     }
 }
 
@@ -557,6 +626,7 @@ fn run_torch_child(
         "method": table, "config": hf_config, "reference": side.reference,
         "batch": opts.batch, "frames": opts.frames, "size": child.size, "steps": opts.steps,
         "classes": opts.classes, "threads": bench.threads, "label_smoothing": LABEL_SMOOTHING,
+        "device": bench.torch_device,
     });
     let o = Command::new(&side.python)
         .arg(script)
@@ -637,13 +707,14 @@ pub fn render(report: &TrainReport) -> String {
         return out;
     }
     out.push_str(&format!(
-        "PyTorch: torch {} via {} (torch.set_num_threads({}); vidapter: RAYON_NUM_THREADS={}), \
-         {} attention\n",
+        "PyTorch: torch {} via {} on {} (torch.set_num_threads({}); vidapter: \
+         RAYON_NUM_THREADS={}), {} attention\n",
         report
             .torch_version
             .as_deref()
             .unwrap_or("(version unknown: no method ran)"),
         report.python.as_deref().unwrap_or("?"),
+        report.torch_device,
         report.threads,
         report.threads,
         report
@@ -661,17 +732,25 @@ pub fn render(report: &TrainReport) -> String {
          transformers); training MiB = peak minus resident once the model is built; ratio = \
          vidapter / PyTorch (below 1: vidapter needs less)\n",
     );
+    if report.device != "cpu" {
+        out.push_str(
+            "peak MiB and training MiB are host memory; GPU MiB = device memory held by the \
+             allocator (PyTorch: max_memory_reserved; vidapter: the most burn's pools held after \
+             a synchronised training step)\n",
+        );
+    }
     out
 }
 
 /// vidapter alone: one row per method, with the peak against full fine-tuning's.
 fn summary_table(rows: &[MethodRow]) -> String {
     let full = rows.iter().find(|r| r.method == "full_finetune");
+    let gpu = rows.iter().any(|r| r.vidapter.gpu_peak_bytes.is_some());
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let v = &r.vidapter;
-            vec![
+            let mut cells = vec![
                 r.method.clone(),
                 v.trainable.to_string(),
                 format!("{:.2}", v.step_s),
@@ -685,22 +764,27 @@ fn summary_table(rows: &[MethodRow]) -> String {
                         v.peak_bytes as f64 / f.vidapter.peak_bytes.max(1) as f64
                     )
                 }),
-            ]
+            ];
+            if gpu {
+                cells.push(v.gpu_peak_bytes.map_or("not measured".into(), mib));
+            }
+            cells
         })
         .collect();
-    crate::eval::plain_table(
-        &[
-            "method",
-            "trainable",
-            "s/step",
-            "s/forward",
-            "clips/s",
-            "peak MiB",
-            "training MiB",
-            "peak / full FT",
-        ],
-        &table,
-    )
+    let mut headers = vec![
+        "method",
+        "trainable",
+        "s/step",
+        "s/forward",
+        "clips/s",
+        "peak MiB",
+        "training MiB",
+        "peak / full FT",
+    ];
+    if gpu {
+        headers.push("GPU MiB");
+    }
+    crate::eval::plain_table(&headers, &table)
 }
 
 /// One method, both sides: a row per figure, columns vidapter, PyTorch, ratio.
@@ -745,7 +829,7 @@ fn method_table(row: &MethodRow) -> String {
         ),
         ("training MiB", |f| f.training_bytes() as f64, true),
     ];
-    let table: Vec<Vec<String>> = figures
+    let mut table: Vec<Vec<String>> = figures
         .iter()
         .map(|(name, get, with_ratio)| {
             let show = |f: &StepFigures| {
@@ -766,6 +850,35 @@ fn method_table(row: &MethodRow) -> String {
             ]
         })
         .collect();
+    let their_gpu = p.and_then(|p| p.gpu_peak_bytes);
+    if v.gpu_peak_bytes.is_some() || their_gpu.is_some() {
+        let show = |b: Option<u64>| b.map_or("not measured".into(), mib);
+        table.push(vec![
+            "GPU MiB".into(),
+            show(v.gpu_peak_bytes),
+            if p.is_some() {
+                show(their_gpu)
+            } else {
+                "n/a".into()
+            },
+            match (v.gpu_peak_bytes, their_gpu) {
+                (Some(a), Some(b)) => ratio(a as f64, b as f64),
+                _ => "-".into(),
+            },
+        ]);
+        if let Some(a) = row
+            .pytorch
+            .as_ref()
+            .and_then(|p| p.gpu_peak_allocated_bytes)
+        {
+            table.push(vec![
+                "GPU allocated MiB".into(),
+                "-".into(),
+                mib(a),
+                "-".into(),
+            ]);
+        }
+    }
     out.push_str(&crate::eval::plain_table(
         &["", "vidapter", "PyTorch", "ratio"],
         &table,
@@ -788,6 +901,7 @@ mod tests {
             rss_start_bytes: 20 << 20,
             rss_model_bytes: 30 << 20,
             peak_bytes: peak_mib << 20,
+            gpu_peak_bytes: None,
         }
     }
 
@@ -805,6 +919,7 @@ mod tests {
             label_smoothing: LABEL_SMOOTHING,
             threads: 2,
             torch_requested: true,
+            torch_device: "cpu".into(),
             torch_unavailable: None,
             python: Some("python3".into()),
             torch_version: Some("2.x".into()),
@@ -857,6 +972,8 @@ mod tests {
                 transformers: "5.x".into(),
                 threads: 2,
                 attn_implementation: "eager".into(),
+                device: "cpu".into(),
+                gpu_peak_allocated_bytes: None,
             }),
             pytorch_error: None,
         };
@@ -884,6 +1001,67 @@ mod tests {
         assert!(
             text.lines()
                 .any(|l| l.starts_with("step s") && l.contains("n/a"))
+        );
+    }
+
+    #[test]
+    fn torch_device_must_be_the_same_kind_of_hardware_as_vidapters() {
+        for (ours, theirs) in [("cpu", "cpu"), ("vulkan", "cuda"), ("cuda:1", "cuda:0")] {
+            check_torch_device(ours, theirs).unwrap();
+        }
+        for (ours, theirs) in [("cpu", "cuda"), ("vulkan:0", "cpu")] {
+            let err = check_torch_device(ours, theirs).unwrap_err().to_string();
+            assert!(
+                err.contains(theirs) && err.contains(ours) && err.contains("same kind"),
+                "{err}"
+            );
+        }
+        for bad in ["gpu", "cuda:x", "mps"] {
+            let err = check_torch_device("vulkan", bad).unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains("cuda:N"), "{err}");
+        }
+    }
+
+    #[test]
+    fn gpu_memory_is_shown_with_not_measured_where_a_side_lacks_it() {
+        let mut ours = figures("fe_adapter", 1.0, 100);
+        ours.gpu_peak_bytes = Some(512 << 20);
+        let mut theirs = figures("fe_adapter", 2.0, 100);
+        theirs.gpu_peak_bytes = Some(1024 << 20);
+        let row = |ours: StepFigures, theirs: StepFigures| MethodRow {
+            method: "fe_adapter".into(),
+            ratios: Some(ratios(&ours, &theirs)),
+            vidapter: ours,
+            pytorch: Some(TorchFigures {
+                figures: theirs,
+                torch: "2.x".into(),
+                transformers: "5.x".into(),
+                threads: 2,
+                attn_implementation: "eager".into(),
+                device: "cuda".into(),
+                gpu_peak_allocated_bytes: Some(800 << 20),
+            }),
+            pytorch_error: None,
+        };
+        let both = row(ours.clone(), theirs.clone());
+        assert_eq!(both.ratios.as_ref().unwrap().gpu_peak, Some(0.5));
+        let mut r = report(vec![both]);
+        r.device = "vulkan".into();
+        r.torch_device = "cuda".into();
+        let text = render(&r);
+        let gpu = text.lines().find(|l| l.starts_with("GPU MiB")).unwrap();
+        assert_eq!(
+            gpu.split_whitespace().collect::<Vec<_>>(),
+            ["GPU", "MiB", "512", "1024", "0.50"]
+        );
+        assert!(text.contains("GPU allocated MiB"), "{text}");
+        assert!(text.contains("via python3 on cuda"), "{text}");
+        ours.gpu_peak_bytes = None;
+        let text = render(&report(vec![row(ours, theirs)]));
+        let gpu = text.lines().find(|l| l.starts_with("GPU MiB")).unwrap();
+        assert!(
+            gpu.contains("not measured") && gpu.contains("1024"),
+            "{gpu}"
         );
     }
 

@@ -313,6 +313,10 @@ enum BenchWhat {
         /// python3).
         #[arg(long, requires = "torch")]
         python: Option<String>,
+        /// Torch device of the PyTorch side: cpu, cuda or cuda:N; a GPU --device (vulkan,
+        /// cuda) needs cuda here, --device cpu needs cpu.
+        #[arg(long, requires = "torch", default_value = "cpu")]
+        torch_device: String,
         /// CPU threads of each side (default: RAYON_NUM_THREADS, else all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -899,10 +903,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json,
                 torch,
                 python,
+                torch_device,
                 threads,
             } => {
                 if threads == Some(0) {
                     bail!("--threads must be at least 1");
+                }
+                if torch {
+                    bench_train::check_torch_device(&cli.device, &torch_device)?;
                 }
                 let torch_side = torch.then(|| bench_train::find_torch(&python_for_bench(python)));
                 if let Some(Err(why)) = &torch_side {
@@ -919,6 +927,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         classes,
                     },
                     device: cli.device.clone(),
+                    torch_device,
                     threads: threads.unwrap_or_else(bench_train::default_threads),
                     torch: torch_side,
                 };

@@ -8,7 +8,7 @@ mod common;
 
 use common::to_vec;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use vidapter::backbone::{Architecture, Backbone, Layout};
 
 use common::{fixture, read_f32, rel_err};
@@ -17,29 +17,37 @@ const TOL: f64 = 1e-4;
 
 /// Runs `model` on the reference's pixels and checks every output; returns the worst error.
 fn check(name: &str, case: &str) -> f64 {
-    let device = Device::flex();
+    let device = common::device();
     let backbone = Backbone::load(fixture(name).to_str().unwrap(), &device).unwrap();
     let reference = fixture(name).join(format!("reference_{case}.safetensors"));
     let (shape, pixels) = read_f32(&reference, "pixel_values");
     let x = Tensor::<4>::from_data(TensorData::new(pixels, shape), &device);
     let levels: Vec<usize> = (0..=backbone.config.num_layers).collect();
     let out = backbone.model.forward(x, &levels);
-    let mut worst = 0f64;
+    // Every output's error first, then the checks, so that a failure still prints them all.
+    let mut errors = Vec::new();
     let mut report = |key: String, got: Vec<f32>| {
         let (_, want) = read_f32(&reference, &key);
         assert_eq!(got.len(), want.len(), "{name}/{case} {key}: element count");
-        let e = rel_err(&got, &want);
-        assert!(
-            e <= TOL,
-            "{name}/{case} {key}: relative error {e:.3e} > {TOL:e}"
-        );
-        worst = worst.max(e);
+        errors.push((key, rel_err(&got, &want)));
     };
     for (i, h) in out.levels {
         report(format!("hidden_states.{i}"), to_vec(h));
     }
     report("last_hidden_state".into(), to_vec(out.last_hidden_state));
     report("pooler_output".into(), to_vec(out.pooler_output));
+    let (worst_key, worst) = errors
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .cloned()
+        .unwrap();
+    eprintln!("{name}/{case}: worst relative error {worst:.2e} ({worst_key})");
+    for (key, e) in &errors {
+        assert!(
+            *e <= TOL,
+            "{name}/{case} {key}: relative error {e:.3e} > {TOL:e}"
+        );
+    }
     worst
 }
 
@@ -85,7 +93,7 @@ fn dinov2_swiglu_matches_transformers() {
 
 #[test]
 fn openai_layout_without_config_matches_transformers() {
-    let device = Device::flex();
+    let device = common::device();
     let b = Backbone::load(fixture("openai_clip").to_str().unwrap(), &device).unwrap();
     assert_eq!(b.layout, Layout::OpenAiClip);
     assert_eq!(b.config.arch, Architecture::Clip);
@@ -95,7 +103,7 @@ fn openai_layout_without_config_matches_transformers() {
 
 #[test]
 fn asking_for_levels_changes_no_number() {
-    let device = Device::flex();
+    let device = common::device();
     let b = Backbone::load(fixture("dinov2_bf16").to_str().unwrap(), &device).unwrap();
     let (shape, pixels) = read_f32(
         &fixture("dinov2_bf16").join("reference_default.safetensors"),
@@ -118,7 +126,7 @@ fn asking_for_levels_changes_no_number() {
 #[test]
 fn loaded_backbone_is_frozen() {
     use burn::module::Module;
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let b = Backbone::load(fixture("vit").to_str().unwrap(), &device).unwrap();
     // num_params counts all; a frozen module exposes none as requiring grad.
     struct Count(usize);
@@ -149,7 +157,7 @@ fn dinov2_swiglu_with_split_gate_up_matches() {
 fn vit_saved_in_hf_layout_loads_back_identically() {
     use burn::tensor::{Tensor, TensorData};
     use vidapter::backbone::{Backbone, save_vit_hf};
-    let device = burn::tensor::Device::flex();
+    let device = common::device();
     let original = Backbone::load(common::fixture("vit").to_str().unwrap(), &device).unwrap();
     let dir = tempfile::tempdir().unwrap();
     save_vit_hf(&original.model, dir.path()).unwrap();

@@ -145,3 +145,26 @@ fn bench_train_torch_without_a_usable_python_times_vidapter_alone() {
         "{out}"
     );
 }
+
+#[test]
+fn bench_train_refuses_a_cuda_reference_against_a_cpu_run_before_timing_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("b.json");
+    // The default --device is cpu: a CUDA reference would compare a GPU with a CPU.
+    let o = bench(&["--torch", "--torch-device", "cuda"], &json);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--torch-device cuda with --device cpu") && err.contains("same kind"),
+        "{err}"
+    );
+    assert!(!json.exists(), "no figures may be written");
+    // A torch device that is not cpu / cuda[:N] is named.
+    let o = bench(&["--torch", "--torch-device", "cuda:x"], &json);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--torch-device `cuda:x`"), "{}", text(&o));
+    // Without --torch there is no PyTorch side to place.
+    let o = bench(&["--torch-device", "cuda"], &json);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--torch"), "{}", text(&o));
+}

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use vidapter::backbone::Backbone;
@@ -39,6 +39,12 @@ use vidapter::train::loss::cross_entropy;
 const OUT_TOL: f64 = 1e-4;
 /// Gradients.
 const GRAD_TOL: f64 = 1e-3;
+/// Gradients on a GPU (`VIDAPTER_TEST_DEVICE`): burn's GPU kernels round differently. On
+/// Vulkan (H200, 2026-11-26) every gradient met GRAD_TOL but one: vit-fe_adapter's
+/// `attn_adapters.1.branches.0.bias`, 3.0e-3 (CPU: worst 5.9e-6 in that case), a depthwise
+/// 3D convolution's bias gradient, a sum over every position with cancellation; the other
+/// convolution gradients reached 5.6e-4. Logits and loss meet OUT_TOL on the GPU too.
+const GPU_GRAD_TOL: f64 = 1e-2;
 /// A PyTorch gradient smaller than this share of the fixture's largest gradient norm is zero
 /// in exact arithmetic and rounding noise in f32 (EVL's decoder key bias: softmax over the keys
 /// ignores `q . b_k`, the same for every key); its relative error says nothing.
@@ -195,7 +201,7 @@ fn read_fixture(case: &str) -> Fixture {
 /// and compares everything with PyTorch; panics with the offending tensor and its error.
 fn check(case: &str) {
     let fx = read_fixture(case);
-    let device = Device::flex();
+    let device = common::device();
     let ad = device.clone().autodiff();
     let bb = Backbone::load(common::fixture(&fx.backbone).to_str().unwrap(), &device)
         .unwrap()
@@ -256,9 +262,14 @@ fn check(case: &str) {
             continue;
         }
         let e = common::rel_err(g, want);
+        let tol = if common::on_gpu() {
+            GPU_GRAD_TOL
+        } else {
+            GRAD_TOL
+        };
         assert!(
-            e <= GRAD_TOL,
-            "{case}: gradient of {path}: relative error {e:.3e} > {GRAD_TOL:e}"
+            e <= tol,
+            "{case}: gradient of {path}: relative error {e:.3e} > {tol:e}"
         );
         if e >= worst.0 {
             worst = (e, path.clone());

@@ -7,6 +7,27 @@ use std::process::{Command, Output};
 
 use safetensors::{Dtype, SafeTensors};
 
+/// The device the parity tests run on: `$VIDAPTER_TEST_DEVICE` (`cpu`, `vulkan[:N]` or
+/// `cuda[:N]`, as `--device` takes), the CPU (`Device::flex()`) when unset. A GPU name needs
+/// a test build with that backend's cargo feature (`--features vulkan`); asking for one the
+/// build lacks, or a malformed name, fails the test with the reason rather than quietly
+/// testing the CPU.
+pub fn device() -> burn::tensor::Device {
+    match std::env::var("VIDAPTER_TEST_DEVICE") {
+        Err(std::env::VarError::NotPresent) => burn::tensor::Device::flex(),
+        Ok(name) if name.trim().is_empty() || name.trim() == "cpu" => burn::tensor::Device::flex(),
+        Ok(name) => vidapter::device::parse(name.trim())
+            .unwrap_or_else(|e| panic!("VIDAPTER_TEST_DEVICE={name}: {e}")),
+        Err(e) => panic!("VIDAPTER_TEST_DEVICE: {e}"),
+    }
+}
+
+/// Whether [`device`] is a GPU (`$VIDAPTER_TEST_DEVICE` names one): GPU kernels round
+/// differently from the CPU's, so a few tolerances depend on it.
+pub fn on_gpu() -> bool {
+    std::env::var("VIDAPTER_TEST_DEVICE").is_ok_and(|n| !(n.trim().is_empty() || n.trim() == "cpu"))
+}
+
 /// `tests/fixtures/backbones/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
