@@ -1,14 +1,18 @@
 //! `vidapter demo --quick` end to end, as CI runs it: every method trains through the real
 //! `train` command, and the report's numbers are present and sane.
 
+use std::path::PathBuf;
 use std::process::Command;
 
-#[test]
-fn quick_demo_writes_a_sane_report() {
+/// Runs `vidapter -q demo --quick [extra...]` into a temporary folder; returns the folder (kept
+/// alive by the guard), the output path and the parsed `report.json`.
+fn quick_demo(extra: &[&str]) -> (tempfile::TempDir, PathBuf, serde_json::Value) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
     let o = Command::new(env!("CARGO_BIN_EXE_vidapter"))
-        .args(["-q", "demo", "--quick", "--out"])
+        .args(["-q", "demo"])
+        .args(extra)
+        .args(["--quick", "--out"])
         .arg(&out)
         .output()
         .unwrap();
@@ -18,8 +22,14 @@ fn quick_demo_writes_a_sane_report() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    let report: serde_json::Value =
+    let report =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    (tmp, out, report)
+}
+
+#[test]
+fn quick_demo_writes_a_sane_report() {
+    let (_tmp, out, report) = quick_demo(&[]);
     let rows = report["rows"].as_array().unwrap();
     let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
     assert_eq!(
@@ -102,21 +112,7 @@ fn quick_demo_writes_a_sane_report() {
 /// `train` command, and a report that names the 50 % frame-averaging ceiling.
 #[test]
 fn quick_motion_demo_writes_a_sane_report() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("demo");
-    let o = Command::new(env!("CARGO_BIN_EXE_vidapter"))
-        .args(["-q", "demo", "--dataset", "motion", "--quick", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let (_tmp, out, report) = quick_demo(&["--dataset", "motion"]);
     assert_eq!(report["dataset"], "motion");
     let rows = report["rows"].as_array().unwrap();
     let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
