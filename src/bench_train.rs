@@ -905,6 +905,23 @@ mod tests {
         }
     }
 
+    /// The PyTorch side of a row: `figures` measured on `device`.
+    fn torch_figures(
+        figures: StepFigures,
+        device: &str,
+        gpu_allocated: Option<u64>,
+    ) -> TorchFigures {
+        TorchFigures {
+            figures,
+            torch: "2.x".into(),
+            transformers: "5.x".into(),
+            threads: 2,
+            attn_implementation: "eager".into(),
+            device: device.into(),
+            gpu_peak_allocated_bytes: gpu_allocated,
+        }
+    }
+
     fn report(rows: Vec<MethodRow>) -> TrainReport {
         TrainReport {
             machine: Machine::this(),
@@ -966,15 +983,7 @@ mod tests {
             method: "fe_adapter".into(),
             ratios: Some(ratios(&ours, &theirs)),
             vidapter: ours,
-            pytorch: Some(TorchFigures {
-                figures: theirs,
-                torch: "2.x".into(),
-                transformers: "5.x".into(),
-                threads: 2,
-                attn_implementation: "eager".into(),
-                device: "cpu".into(),
-                gpu_peak_allocated_bytes: None,
-            }),
+            pytorch: Some(torch_figures(theirs, "cpu", None)),
             pytorch_error: None,
         };
         let lacking = MethodRow {
@@ -1032,15 +1041,7 @@ mod tests {
             method: "fe_adapter".into(),
             ratios: Some(ratios(&ours, &theirs)),
             vidapter: ours,
-            pytorch: Some(TorchFigures {
-                figures: theirs,
-                torch: "2.x".into(),
-                transformers: "5.x".into(),
-                threads: 2,
-                attn_implementation: "eager".into(),
-                device: "cuda".into(),
-                gpu_peak_allocated_bytes: Some(800 << 20),
-            }),
+            pytorch: Some(torch_figures(theirs, "cuda", Some(800 << 20))),
             pytorch_error: None,
         };
         let both = row(ours.clone(), theirs.clone());

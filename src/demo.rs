@@ -518,7 +518,7 @@ fn methods(dataset: SynthKind) -> Vec<(&'static str, &'static str, f64)> {
         // in-backbone methods would each cost more than the three of these together.
         SynthKind::Motion => all
             .into_iter()
-            .filter(|(name, _, _)| matches!(*name, "linear_probe" | "m_adapter" | "evl"))
+            .filter(|(name, _, _)| is_side_branch(name))
             .collect(),
     }
 }
@@ -526,6 +526,12 @@ fn methods(dataset: SynthKind) -> Vec<(&'static str, &'static str, f64)> {
 /// Whether a demo method runs the backbone without autodiff (a side branch over its outputs).
 fn is_side_branch(method: &str) -> bool {
     matches!(method, "linear_probe" | "m_adapter" | "evl")
+}
+
+/// Whether a demo method has a temporal module (everything but frame averaging: the linear
+/// probe and full fine-tuning).
+fn is_temporal(method: &str) -> bool {
+    !matches!(method, "linear_probe" | "full_finetune")
 }
 
 /// What the videos of `dataset` show, for the report and the configs.
@@ -822,37 +828,29 @@ fn findings(dataset: SynthKind, rows: &[DemoRow], test_per_class: usize) -> Vec<
                 }
             ));
         }
-        for m in [
-            "st_adapter",
-            "fe_adapter",
-            "st_adapter_cls",
-            "fe_adapter_cls",
-            "m_adapter",
-            "evl",
-        ] {
-            if let Some(r) = get(m) {
-                let d = (r.uar - probe.uar) * 100.0;
-                out.push(if d > 5.0 && r.uar > ceiling + 0.05 {
-                    format!(
-                        "{m} beats frame averaging (the linear probe) by {d:.1} UAR points ({:.1}% vs {:.1}%): its temporal module reads the order of frames, which an average of frame features cannot.",
-                        r.uar * 100.0,
-                        probe.uar * 100.0
-                    )
-                } else if d > 5.0 {
-                    format!(
-                        "{m} beats the linear probe by {d:.1} UAR points ({:.1}% vs {:.1}%) but stays under the {:.0}% that frame averaging can reach: the gain may come from a better readout of each frame rather than from frame order.",
-                        r.uar * 100.0,
-                        probe.uar * 100.0,
-                        ceiling * 100.0
-                    )
-                } else {
-                    format!(
-                        "{m} does NOT clearly beat frame averaging here ({:.1}% vs {:.1}% UAR, {d:+.1} points): the papers' effect did not show in this run.",
-                        r.uar * 100.0,
-                        probe.uar * 100.0
-                    )
-                });
-            }
+        for r in rows.iter().filter(|r| is_temporal(&r.method)) {
+            let m = &r.method;
+            let d = (r.uar - probe.uar) * 100.0;
+            out.push(if d > 5.0 && r.uar > ceiling + 0.05 {
+                format!(
+                    "{m} beats frame averaging (the linear probe) by {d:.1} UAR points ({:.1}% vs {:.1}%): its temporal module reads the order of frames, which an average of frame features cannot.",
+                    r.uar * 100.0,
+                    probe.uar * 100.0
+                )
+            } else if d > 5.0 {
+                format!(
+                    "{m} beats the linear probe by {d:.1} UAR points ({:.1}% vs {:.1}%) but stays under the {:.0}% that frame averaging can reach: the gain may come from a better readout of each frame rather than from frame order.",
+                    r.uar * 100.0,
+                    probe.uar * 100.0,
+                    ceiling * 100.0
+                )
+            } else {
+                format!(
+                    "{m} does NOT clearly beat frame averaging here ({:.1}% vs {:.1}% UAR, {d:+.1} points): the papers' effect did not show in this run.",
+                    r.uar * 100.0,
+                    probe.uar * 100.0
+                )
+            });
         }
     }
     if let (SynthKind::Motion, Some(probe), Some(m), Some(evl)) =
@@ -988,7 +986,7 @@ fn write_report(
     // Shown with the temporal method that did best on the test split.
     let shown = rows
         .iter()
-        .filter(|r| !matches!(r.method.as_str(), "linear_probe" | "full_finetune"))
+        .filter(|r| is_temporal(&r.method))
         .max_by(|a, b| a.uar.total_cmp(&b.uar))
         .map(|r| r.method.clone())
         .unwrap_or_else(|| "fe_adapter".to_string());

@@ -588,25 +588,33 @@ fn peak_images_are_listed_with_neutral_smile_and_frown_labels() {
     assert_eq!(classes, ["neutral", "smile", "frown"]);
     let lines = read_lines(&dir.path().join("images.txt"));
     assert_eq!(lines.len(), 9);
-    let mut images = Vec::new();
-    for line in &lines {
-        let (path, label) = line.split_once(' ').unwrap();
-        let label: usize = label.parse().unwrap();
-        assert!(
-            path.starts_with(&format!("images/{}/", classes[label])),
-            "{line}"
-        );
-        assert!(path.ends_with(".png"), "{line}");
-        let img = image::open(dir.path().join(path)).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (32, 32));
-        images.push(img.into_raw());
-    }
+    let images = read_stills(dir.path(), &lines, &classes);
     // Every still is a different face.
     for i in 0..images.len() {
         for j in i + 1..images.len() {
             assert_ne!(images[i], images[j], "{} and {}", lines[i], lines[j]);
         }
     }
+}
+
+/// Checks every `images.txt` line (`images/<class>/....png <label>`, the file a 32x32 image)
+/// and returns the images' RGB bytes in list order.
+fn read_stills(dir: &Path, lines: &[String], classes: &[String]) -> Vec<Vec<u8>> {
+    lines
+        .iter()
+        .map(|line| {
+            let (path, label) = line.split_once(' ').unwrap();
+            let label: usize = label.parse().unwrap();
+            assert!(
+                path.starts_with(&format!("images/{}/", classes[label])),
+                "{line}"
+            );
+            assert!(path.ends_with(".png"), "{line}");
+            let img = image::open(dir.join(path)).unwrap().to_rgb8();
+            assert_eq!(img.dimensions(), (32, 32));
+            img.into_raw()
+        })
+        .collect()
 }
 
 #[test]
@@ -625,16 +633,7 @@ fn motion_stills_are_labelled_by_grid_cell_and_axis() {
     assert_eq!(classes[35], "r2_c2_axis135");
     let lines = read_lines(&dir.path().join("images.txt"));
     assert_eq!(lines.len(), 72);
-    for line in &lines {
-        let (path, label) = line.split_once(' ').unwrap();
-        let label: usize = label.parse().unwrap();
-        assert!(
-            path.starts_with(&format!("images/{}/", classes[label])),
-            "{line}"
-        );
-        let img = image::open(dir.path().join(path)).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (32, 32));
-    }
+    read_stills(dir.path(), &lines, &classes);
     // The stills keep the motion set's no-flip rule in dataset.toml.
     let toml = std::fs::read_to_string(dir.path().join("dataset.toml")).unwrap();
     assert!(
