@@ -17,7 +17,7 @@ mod weights;
 pub use config::{Activation, Architecture, Pooler, VitConfig};
 pub use save_hf::save_vit_hf;
 pub use source::{ModelFiles, resolve};
-pub use vit::{Attention, Block, Mlp, VisionTransformer, VitOutput};
+pub use vit::{Attention, Block, Init, Mlp, VisionTransformer, VitOutput};
 pub use weights::{WeightStore, write_f32};
 
 use burn::tensor::Device;

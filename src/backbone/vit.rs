@@ -63,44 +63,90 @@ pub(crate) struct RawBlock {
     pub ls2: Option<Vec<f32>>,
 }
 
+/// How [`VisionTransformer::random_with`] draws the weights; the class token and position
+/// embeddings are N(0, 0.02) and norms one either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// Matrices N(0, 0.02), biases zero, as timm and transformers initialise a ViT.
+    Normal,
+    /// PyTorch's module defaults (`nn.Linear.reset_parameters`, `nn.Conv2d`): weights and
+    /// biases uniform in ±1/sqrt(fan_in), 3-6x larger than `Normal` at the demo's widths.
+    FanIn,
+}
+
 impl RawVit {
-    /// Random weights for `cfg` (N(0, 0.02) matrices, unit norms), for benchmarks and tests.
-    pub(crate) fn random(cfg: &VitConfig, seed: u64) -> Self {
+    /// Random weights for `cfg` drawn as `init` says (unit norms).
+    pub(crate) fn random(cfg: &VitConfig, seed: u64, init: Init) -> Self {
         use rand::SeedableRng;
-        use rand_distr::{Distribution, Normal};
+        use rand_distr::{Distribution, Normal, Uniform};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let normal = Normal::new(0.0f32, 0.02).expect("valid std");
-        let mut r = |n: usize| -> Vec<f32> { (0..n).map(|_| normal.sample(&mut rng)).collect() };
+        // `n` values: N(0, 0.02) for `Normal` weights and for embeddings (`fan_in` None);
+        // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for `FanIn` weights and biases.
+        let mut draw = |n: usize, fan_in: Option<usize>| -> Vec<f32> {
+            match (init, fan_in) {
+                (Init::FanIn, Some(f)) => {
+                    let b = 1.0 / (f as f32).sqrt();
+                    let u = Uniform::new_inclusive(-b, b).expect("valid bound");
+                    (0..n).map(|_| u.sample(&mut rng)).collect()
+                }
+                _ => (0..n).map(|_| normal.sample(&mut rng)).collect(),
+            }
+        };
+        // Biases: zero under `Normal` (nothing drawn, so its weights stay what they were).
+        let bias = |draw: &mut dyn FnMut(usize, Option<usize>) -> Vec<f32>, n, f| match init {
+            Init::FanIn => draw(n, Some(f)),
+            Init::Normal => vec![0.0; n],
+        };
         let (c, h, p) = (cfg.hidden_size, cfg.intermediate_size, cfg.patch_size);
         let fc1_out = if cfg.swiglu { 2 * h } else { h };
         let ones = |n: usize| vec![1f32; n];
         let g = cfg.grid();
         let blocks = (0..cfg.num_layers)
-            .map(|_| RawBlock {
-                norm1: (ones(c), vec![0.0; c]),
-                qkv_w: r(3 * c * c),
-                qkv_b: cfg.qkv_bias.then(|| vec![0.0; 3 * c]),
-                proj_w: r(c * c),
-                proj_b: vec![0.0; c],
-                ls1: cfg.layer_scale.then(|| ones(c)),
-                norm2: (ones(c), vec![0.0; c]),
-                fc1_w: r(c * fc1_out),
-                fc1_b: vec![0.0; fc1_out],
-                fc2_w: r(h * c),
-                fc2_b: vec![0.0; c],
-                ls2: cfg.layer_scale.then(|| ones(c)),
+            .map(|_| {
+                let qkv_w = draw(3 * c * c, Some(c));
+                let qkv_b = cfg.qkv_bias.then(|| bias(&mut draw, 3 * c, c));
+                let proj_w = draw(c * c, Some(c));
+                let proj_b = bias(&mut draw, c, c);
+                let fc1_w = draw(c * fc1_out, Some(c));
+                let fc1_b = bias(&mut draw, fc1_out, c);
+                let fc2_w = draw(h * c, Some(h));
+                let fc2_b = bias(&mut draw, c, h);
+                RawBlock {
+                    norm1: (ones(c), vec![0.0; c]),
+                    qkv_w,
+                    qkv_b,
+                    proj_w,
+                    proj_b,
+                    ls1: cfg.layer_scale.then(|| ones(c)),
+                    norm2: (ones(c), vec![0.0; c]),
+                    fc1_w,
+                    fc1_b,
+                    fc2_w,
+                    fc2_b,
+                    ls2: cfg.layer_scale.then(|| ones(c)),
+                }
             })
             .collect();
+        let patch_in = cfg.num_channels * p * p;
+        let patch_w = draw(patch_in * c, Some(patch_in));
+        let patch_b = cfg.patch_bias.then(|| bias(&mut draw, c, patch_in));
+        let cls = draw(c, None);
+        let pos = draw((1 + g * g) * c, None);
+        let pooler = (cfg.pooler == Pooler::DenseTanh).then(|| {
+            let w = draw(c * c, Some(c));
+            (w, bias(&mut draw, c, c))
+        });
         RawVit {
-            patch_w: r(cfg.num_channels * p * p * c),
-            patch_b: cfg.patch_bias.then(|| vec![0.0; c]),
-            cls: r(c),
-            pos: r((1 + g * g) * c),
+            patch_w,
+            patch_b,
+            cls,
+            pos,
             pre_norm: cfg.pre_norm.then(|| (ones(c), vec![0.0; c])),
             blocks,
             final_norm: cfg.final_norm.then(|| (ones(c), vec![0.0; c])),
             post_norm: (cfg.pooler == Pooler::ClsPostNorm).then(|| (ones(c), vec![0.0; c])),
-            pooler: (cfg.pooler == Pooler::DenseTanh).then(|| (r(c * c), vec![0.0; c])),
+            pooler,
         }
     }
 }
@@ -401,9 +447,16 @@ impl VisionTransformer {
         }
     }
 
-    /// A model of `config` with random weights (seeded), for benchmarks and tests.
+    /// A model of `config` with random weights (seeded, [`Init::Normal`]), for benchmarks
+    /// and tests.
     pub fn random(config: VitConfig, seed: u64, device: &Device) -> Self {
-        Self::from_raw(RawVit::random(&config, seed), config, device)
+        Self::random_with(config, seed, Init::Normal, device)
+    }
+
+    /// A model of `config` with random weights drawn as `init` says, for training from
+    /// scratch.
+    pub fn random_with(config: VitConfig, seed: u64, init: Init, device: &Device) -> Self {
+        Self::from_raw(RawVit::random(&config, seed, init), config, device)
     }
 
     /// The configuration this model was built from.
@@ -623,5 +676,50 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         assert!(err < 1e-5, "max abs diff {err}");
+    }
+
+    #[test]
+    fn fan_in_init_draws_pytorch_module_defaults_and_normal_stays_n_0_002() {
+        let mut cfg = VitConfig::vit_base_patch16_224();
+        (cfg.hidden_size, cfg.intermediate_size, cfg.num_layers) = (64, 128, 2);
+        (cfg.image_size, cfg.patch_size) = (16, 4);
+        let max = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let rms = |v: &[f32]| (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
+        let torch = RawVit::random(&cfg, 3, Init::FanIn);
+        let b = &torch.blocks[0];
+        let (patch, hidden, inner) = (1.0 / 48f32.sqrt(), 1.0 / 8.0, 1.0 / 128f32.sqrt());
+        for (name, v, bound) in [
+            ("patch_w", &torch.patch_w, patch),
+            ("patch_b", torch.patch_b.as_ref().unwrap(), patch),
+            ("qkv_w", &b.qkv_w, hidden),
+            ("qkv_b", b.qkv_b.as_ref().unwrap(), hidden),
+            ("proj_w", &b.proj_w, hidden),
+            ("proj_b", &b.proj_b, hidden),
+            ("fc1_w", &b.fc1_w, hidden),
+            ("fc1_b", &b.fc1_b, hidden),
+            ("fc2_w", &b.fc2_w, inner),
+            ("fc2_b", &b.fc2_b, inner),
+        ] {
+            // Uniform on [-bound, bound]: rms bound/sqrt(3), extremes near the bound.
+            assert!(
+                max(v) <= bound && max(v) > 0.8 * bound,
+                "{name}: max {}",
+                max(v)
+            );
+            let want = bound / 3f32.sqrt();
+            assert!(
+                (rms(v) / want - 1.0).abs() < 0.2,
+                "{name}: rms {} want {want}",
+                rms(v)
+            );
+        }
+        assert!((rms(&torch.pos) - 0.02).abs() < 0.002);
+        // Normal: every matrix N(0, 0.02), biases zero.
+        let normal = RawVit::random(&cfg, 3, Init::Normal);
+        let b = &normal.blocks[0];
+        for v in [&normal.patch_w, &b.qkv_w, &b.proj_w, &b.fc1_w, &b.fc2_w] {
+            assert!((rms(v) - 0.02).abs() < 0.002, "rms {}", rms(v));
+        }
+        assert!(b.fc1_b.iter().chain(&b.proj_b).all(|&x| x == 0.0));
     }
 }

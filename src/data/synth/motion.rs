@@ -36,7 +36,7 @@
 //!
 //! # Drawing
 //! The object is a rectangle, an ellipse or a triangle (random proportions, orientation, size
-//! 9-14 % of the side from centre to tip) with a contrasting dot near one end, so that
+//! 16-22 % of the side from centre to tip) with a contrasting dot near one end, so that
 //! turning is visible even for the shapes with a half-turn symmetry. Moves span 30-50 % of
 //! the side; turns sweep 115-200 degrees, under 14 degrees per frame at 16 frames. The
 //! background is a static random grating texture; per frame: pixel noise.
@@ -160,7 +160,7 @@ impl Scene {
                 }
             }
         };
-        let scale = s * u(rng, 0.09, 0.14);
+        let scale = s * u(rng, 0.16, 0.22);
         // Keep the whole object (radius `scale`) and a pixel of margin inside the frame.
         let margin = scale + 1.0;
         let angle0 = u(rng, 0.0, std::f32::consts::TAU);
