@@ -117,7 +117,7 @@ impl Sizes {
     fn new(dataset: SynthKind, quick: bool) -> Self {
         if dataset == SynthKind::Motion {
             // Stills are per image class: 36 classes (3x3 cells x 4 axis bins). Only side
-            // branches train, so the quick run stays well under two minutes.
+            // branches train, which keeps even the full run to minutes.
             return if quick {
                 Sizes {
                     train: 12,

@@ -81,22 +81,26 @@ impl RawVit {
         use rand_distr::{Distribution, Normal, Uniform};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let normal = Normal::new(0.0f32, 0.02).expect("valid std");
-        // `n` values: N(0, 0.02) for `Normal` weights and for embeddings (`fan_in` None);
-        // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for `FanIn` weights and biases.
-        let mut draw = |n: usize, fan_in: Option<usize>| -> Vec<f32> {
-            match (init, fan_in) {
-                (Init::FanIn, Some(f)) => {
+        // What a tensor is, for drawing it: a weight or bias reading `fan_in` inputs, or an
+        // embedding (class token, positions: N(0, 0.02) under either init).
+        enum Part {
+            Weight(usize),
+            Bias(usize),
+            Embedding,
+        }
+        use Part::{Bias, Embedding, Weight};
+        // `Normal`: weights and embeddings N(0, 0.02), biases zero (nothing drawn, so its
+        // weights stay what they were); `FanIn`: weights and biases U(±1/sqrt(fan_in)).
+        let mut draw = |n: usize, part: Part| -> Vec<f32> {
+            match (init, part) {
+                (Init::FanIn, Weight(f) | Bias(f)) => {
                     let b = 1.0 / (f as f32).sqrt();
                     let u = Uniform::new_inclusive(-b, b).expect("valid bound");
                     (0..n).map(|_| u.sample(&mut rng)).collect()
                 }
+                (Init::Normal, Bias(_)) => vec![0.0; n],
                 _ => (0..n).map(|_| normal.sample(&mut rng)).collect(),
             }
-        };
-        // Biases: zero under `Normal` (nothing drawn, so its weights stay what they were).
-        let bias = |draw: &mut dyn FnMut(usize, Option<usize>) -> Vec<f32>, n, f| match init {
-            Init::FanIn => draw(n, Some(f)),
-            Init::Normal => vec![0.0; n],
         };
         let (c, h, p) = (cfg.hidden_size, cfg.intermediate_size, cfg.patch_size);
         let fc1_out = if cfg.swiglu { 2 * h } else { h };
@@ -104,14 +108,14 @@ impl RawVit {
         let g = cfg.grid();
         let blocks = (0..cfg.num_layers)
             .map(|_| {
-                let qkv_w = draw(3 * c * c, Some(c));
-                let qkv_b = cfg.qkv_bias.then(|| bias(&mut draw, 3 * c, c));
-                let proj_w = draw(c * c, Some(c));
-                let proj_b = bias(&mut draw, c, c);
-                let fc1_w = draw(c * fc1_out, Some(c));
-                let fc1_b = bias(&mut draw, fc1_out, c);
-                let fc2_w = draw(h * c, Some(h));
-                let fc2_b = bias(&mut draw, c, h);
+                let qkv_w = draw(3 * c * c, Weight(c));
+                let qkv_b = cfg.qkv_bias.then(|| draw(3 * c, Bias(c)));
+                let proj_w = draw(c * c, Weight(c));
+                let proj_b = draw(c, Bias(c));
+                let fc1_w = draw(c * fc1_out, Weight(c));
+                let fc1_b = draw(fc1_out, Bias(c));
+                let fc2_w = draw(h * c, Weight(h));
+                let fc2_b = draw(c, Bias(h));
                 RawBlock {
                     norm1: (ones(c), vec![0.0; c]),
                     qkv_w,
@@ -129,13 +133,13 @@ impl RawVit {
             })
             .collect();
         let patch_in = cfg.num_channels * p * p;
-        let patch_w = draw(patch_in * c, Some(patch_in));
-        let patch_b = cfg.patch_bias.then(|| bias(&mut draw, c, patch_in));
-        let cls = draw(c, None);
-        let pos = draw((1 + g * g) * c, None);
+        let patch_w = draw(patch_in * c, Weight(patch_in));
+        let patch_b = cfg.patch_bias.then(|| draw(c, Bias(patch_in)));
+        let cls = draw(c, Embedding);
+        let pos = draw((1 + g * g) * c, Embedding);
         let pooler = (cfg.pooler == Pooler::DenseTanh).then(|| {
-            let w = draw(c * c, Some(c));
-            (w, bias(&mut draw, c, c))
+            let w = draw(c * c, Weight(c));
+            (w, draw(c, Bias(c)))
         });
         RawVit {
             patch_w,
