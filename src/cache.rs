@@ -644,7 +644,7 @@ impl FeatureCache {
                 shard_of.insert(id, s);
             }
             labels.extend(read_labels(&path, &rec.entries)?);
-            shards.push(WeightStore::open(&path)?);
+            shards.push(WeightStore::open_unmapped(&path)?);
         }
         let t = index.key.sampling.frames();
         let shape = shards

@@ -4,8 +4,10 @@
 //! The store remembers which keys were taken, so that a loader can report tensors that
 //! belong to no part of the model instead of silently ignoring them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use half::{bf16, f16};
@@ -24,10 +26,21 @@ struct Entry {
     end: usize,
 }
 
+/// How a shard's bytes are reached.
+enum Source {
+    /// Memory-mapped: model weights, read once.
+    Map(Mmap),
+    /// Positioned reads into owned buffers: the file's pages stay in the OS page cache and
+    /// never count as this process's resident memory. For stores read piece by piece over and
+    /// over (the feature cache), whose mapped pages would otherwise show as hundreds of MiB of
+    /// the training run's peak memory.
+    Read(File),
+}
+
 /// One opened weight file.
 struct Shard {
     path: PathBuf,
-    map: Mmap,
+    source: Source,
     /// Offset of the data section (8-byte header length + JSON header).
     data_offset: usize,
 }
@@ -55,9 +68,23 @@ impl WeightStore {
                 entries: HashMap::new(),
                 taken: BTreeSet::new(),
             };
-            store.add_shard(path, None)?;
+            store.add_shard(path, None, false)?;
             Ok(store)
         }
+    }
+
+    /// Opens one `.safetensors` file for repeated partial reads: tensors are read with
+    /// positioned reads instead of through a memory map, so the process's resident set (and
+    /// the peak memory `train` reports) holds only what was taken, not the file's pages.
+    pub fn open_unmapped(path: &Path) -> Result<Self> {
+        let mut store = WeightStore {
+            origin: path.to_path_buf(),
+            shards: Vec::new(),
+            entries: HashMap::new(),
+            taken: BTreeSet::new(),
+        };
+        store.add_shard(path, None, true)?;
+        Ok(store)
     }
 
     fn open_index(path: &Path) -> Result<Self> {
@@ -97,7 +124,7 @@ impl WeightStore {
                     ),
                 ));
             }
-            store.add_shard(&shard_path, Some(&wanted))?;
+            store.add_shard(&shard_path, Some(&wanted), false)?;
             for key in wanted {
                 if !store.entries.contains_key(key) {
                     return Err(Error::format(
@@ -112,7 +139,12 @@ impl WeightStore {
         Ok(store)
     }
 
-    fn add_shard(&mut self, path: &Path, only: Option<&BTreeSet<&str>>) -> Result<()> {
+    fn add_shard(
+        &mut self,
+        path: &Path,
+        only: Option<&BTreeSet<&str>>,
+        unmapped: bool,
+    ) -> Result<()> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the map is read-only and private to this store; a concurrent writer to a
         // weight file is outside what any loader can defend against.
@@ -142,9 +174,18 @@ impl WeightStore {
                 },
             );
         }
+        // The header is parsed from the map either way (safetensors checks it against the
+        // file's length); an unmapped store then drops the map, whose only touched pages are
+        // the header's.
+        let source = if unmapped {
+            drop(map);
+            Source::Read(file)
+        } else {
+            Source::Map(map)
+        };
         self.shards.push(Shard {
             path: path.to_path_buf(),
-            map,
+            source,
             data_offset,
         });
         Ok(())
@@ -200,8 +241,20 @@ impl WeightStore {
                 expected: expected.to_vec(),
             });
         }
-        let bytes = &shard.map[shard.data_offset + entry.start..shard.data_offset + entry.end];
-        let values = decode(bytes, entry.dtype).ok_or_else(|| Error::TensorDtype {
+        let (start, end) = (
+            shard.data_offset + entry.start,
+            shard.data_offset + entry.end,
+        );
+        let bytes: Cow<[u8]> = match &shard.source {
+            Source::Map(map) => Cow::Borrowed(&map[start..end]),
+            Source::Read(file) => {
+                let mut buf = vec![0u8; end - start];
+                file.read_exact_at(&mut buf, start as u64)
+                    .map_err(|e| Error::io(&shard.path, e))?;
+                Cow::Owned(buf)
+            }
+        };
+        let values = decode(&bytes, entry.dtype).ok_or_else(|| Error::TensorDtype {
             path: shard.path.clone(),
             key: key.to_string(),
             got: format!("{:?}", entry.dtype),
@@ -292,4 +345,40 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Res
     let data = safetensors::serialize(views, None)
         .map_err(|e| Error::format(path, format!("cannot serialise tensors: {e}")))?;
     crate::util::write_atomic(path, &data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unmapped store (the feature cache's) hands out exactly what a mapped one does, and
+    /// the same shape errors.
+    #[test]
+    fn unmapped_reads_match_mapped_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        let a: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let b: Vec<f32> = vec![1.25, -7.0, 3.5];
+        write_f32(
+            &path,
+            &[
+                ("a".into(), vec![2, 3, 4], a.clone()),
+                ("b".into(), vec![3], b.clone()),
+            ],
+        )
+        .unwrap();
+        let mut mapped = WeightStore::open(&path).unwrap();
+        let mut unmapped = WeightStore::open_unmapped(&path).unwrap();
+        for (key, shape, want) in [("a", vec![2, 3, 4], &a), ("b", vec![3], &b)] {
+            assert_eq!(&mapped.take(key, &shape).unwrap(), want);
+            assert_eq!(&unmapped.take(key, &shape).unwrap(), want);
+        }
+        // Reading twice (as the cache does, epoch after epoch) gives the same values.
+        assert_eq!(unmapped.take("b", &[3]).unwrap(), b);
+        let err = unmapped.take("a", &[24]).unwrap_err().to_string();
+        assert!(
+            err.contains("t.safetensors") && err.contains("`a`"),
+            "{err}"
+        );
+    }
 }
