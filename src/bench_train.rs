@@ -401,7 +401,7 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
     for step in 0..=opts.steps {
         let x = Tensor::<5>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
         // A GPU queues work: drain it so the clock times this step alone (a no-op on the CPU).
-        let _ = device.sync();
+        drain(device)?;
         let t0 = Instant::now();
         let logits = model.forward(x, Some(step as u64));
         let loss = cross_entropy(logits, &targets, LABEL_SMOOTHING);
@@ -411,7 +411,7 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
         drop(grads);
         let (m, _) = optim.step(model, &mut buffer, &cfg);
         model = m;
-        let _ = device.sync();
+        drain(device)?;
         if step > 0 {
             times.push(t0.elapsed().as_secs_f64());
         }
@@ -427,7 +427,7 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
     let mut forward = Vec::new();
     for step in 0..=opts.steps {
         let x = Tensor::<5>::random(shape, Distribution::Normal(0.0, 1.0), device);
-        let _ = device.sync();
+        drain(device)?;
         let t0 = Instant::now();
         // No dropout seed: inference, as PyTorch's side runs under `inference_mode`.
         let _ = plain.forward(x, None).into_data();
@@ -452,6 +452,14 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
         config: method.clone(),
         size,
     })
+}
+
+/// Waits until `device` has run everything queued; a device that failed meanwhile is an error
+/// (a timing taken across it would be meaningless).
+fn drain(device: &Device) -> Result<()> {
+    device
+        .sync()
+        .map_err(|e| Error::Device(format!("{device:?} failed while running the step: {e}")))
 }
 
 fn median(v: &[f64]) -> f64 {
