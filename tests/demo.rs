@@ -62,10 +62,13 @@ fn quick_demo_writes_a_sane_report() {
             "full_finetune"
         ]
     );
+    // Every method trained on the videos, so that the memory column compares like with like.
     for r in rows {
         let (t, total) = check_row(r);
         assert!(t <= total, "{r}");
+        assert_eq!(r["cache_views"], 0, "{r}");
     }
+    assert!(!out.join("cache").exists());
     let full = rows
         .iter()
         .find(|r| r["method"] == "full_finetune")
@@ -158,14 +161,25 @@ fn quick_motion_demo_writes_a_sane_report() {
     );
     let shown = report["timeline_method"].as_str().unwrap();
     assert!(["m_adapter", "evl"].contains(&shown), "{shown}");
-    // The motion data must never be mirrored: every config says so.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // The motion data must never be mirrored: every config says so. Every side branch
+    // trained from a feature cache of its own that `extract` wrote, named in its config.
     for m in methods {
         let cfg = std::fs::read_to_string(out.join(format!("configs/{m}.toml"))).unwrap();
         assert!(cfg.contains("flip = false"), "{cfg}");
+        let cache = out.join("cache").join(m);
+        assert!(
+            cfg.contains(&format!("cache = {:?}", cache.display().to_string())),
+            "{cfg}"
+        );
+        assert!(cache.join("index.json").exists(), "{}", cache.display());
     }
+    for r in rows {
+        assert_eq!(r["cache_views"], 2, "{r}");
+    }
+    assert!(md.contains("| cache, 2 views"), "{md}");
     let classes = std::fs::read_to_string(out.join("data/image_classes.txt")).unwrap();
     assert_eq!(classes.lines().count(), 36);
-    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("| m_adapter") && md.contains("| evl") && md.contains("## What it shows"),
         "{md}"
