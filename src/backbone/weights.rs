@@ -62,12 +62,7 @@ impl WeightStore {
         if name.ends_with(".json") {
             Self::open_index(path)
         } else {
-            let mut store = WeightStore {
-                origin: path.to_path_buf(),
-                shards: Vec::new(),
-                entries: HashMap::new(),
-                taken: BTreeSet::new(),
-            };
+            let mut store = Self::empty(path);
             store.add_shard(path, None, false)?;
             Ok(store)
         }
@@ -77,14 +72,19 @@ impl WeightStore {
     /// positioned reads instead of through a memory map, so the process's resident set (and
     /// the peak memory `train` reports) holds only what was taken, not the file's pages.
     pub fn open_unmapped(path: &Path) -> Result<Self> {
-        let mut store = WeightStore {
-            origin: path.to_path_buf(),
+        let mut store = Self::empty(path);
+        store.add_shard(path, None, true)?;
+        Ok(store)
+    }
+
+    /// A store with no shard yet, whose errors name `origin`.
+    fn empty(origin: &Path) -> Self {
+        WeightStore {
+            origin: origin.to_path_buf(),
             shards: Vec::new(),
             entries: HashMap::new(),
             taken: BTreeSet::new(),
-        };
-        store.add_shard(path, None, true)?;
-        Ok(store)
+        }
     }
 
     fn open_index(path: &Path) -> Result<Self> {
@@ -100,12 +100,7 @@ impl WeightStore {
             )
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut store = WeightStore {
-            origin: path.to_path_buf(),
-            shards: Vec::new(),
-            entries: HashMap::new(),
-            taken: BTreeSet::new(),
-        };
+        let mut store = Self::empty(path);
         let files: BTreeSet<&String> = index.weight_map.values().collect();
         for file in files {
             let wanted: BTreeSet<&str> = index
