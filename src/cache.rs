@@ -24,7 +24,8 @@
 //! training views drawn as the loader draws epochs `0..count` with `seed`, or the test
 //! protocol's `temporal x spatial` views), the input size, the dtype, the split and a hash of
 //! the entry list. [`FeatureCache::open`] refuses a cache whose key differs from what the run
-//! needs, naming the differing fields; the views and dtype are the cache's own choice.
+//! needs, naming the differing fields; the views and dtype are the cache's own choice, and a
+//! cache that stores more levels than the run reads serves it (the run reads its own).
 //!
 //! Extraction ([`extract`]) writes every shard atomically and rewrites the index after each
 //! one, so an interrupted extraction resumes: shards the index lists are kept when their
@@ -604,13 +605,17 @@ pub struct FeatureCache {
     shard_of: HashMap<usize, usize>,
     /// `[T, 1+N, C]` of every stored level tensor.
     shape: [usize; 3],
+    /// The levels this run reads, ascending: the key's, or a subset of them.
+    read: Vec<usize>,
     /// Labels by entry index.
     labels: HashMap<usize, Vec<usize>>,
 }
 
 impl FeatureCache {
     /// Opens the cache in `dir` for a run that needs `needed`. The views and dtype are the
-    /// cache's own (any serves); every other field must match.
+    /// cache's own (any serves), and so are the levels when they include every level the run
+    /// reads (an EVL cache of levels 0..=L serves an M-adapter reading 1..=L and the probe's
+    /// L); every other field must match.
     ///
     /// # Errors
     /// [`Error::Input`] naming the differing fields, or when the extraction did not finish;
@@ -620,6 +625,10 @@ impl FeatureCache {
         let mut needed = needed.clone();
         needed.views = index.key.views;
         needed.dtype = index.key.dtype;
+        let read = needed.levels.clone();
+        if read.iter().all(|l| index.key.levels.contains(l)) {
+            needed.levels.clone_from(&index.key.levels);
+        }
         let diff = index.key.differences(&needed);
         if !diff.is_empty() {
             return Err(Error::Input(format!(
@@ -664,6 +673,7 @@ impl FeatureCache {
             shards,
             shard_of,
             shape: [shape[0], shape[1], shape[2]],
+            read,
             index,
             labels,
         })
@@ -704,7 +714,7 @@ impl FeatureCache {
         Ok(&mut self.shards[s])
     }
 
-    /// The stored levels of entries `ids` in view `view`, one tensor per level of the key,
+    /// The stored levels of entries `ids` in view `view`, one tensor per level the run reads,
     /// clips in the order of `ids`: what [`VideoClassifier::forward_from_levels`] takes.
     ///
     /// # Shapes
@@ -722,7 +732,7 @@ impl FeatureCache {
                 "view {view} asked of a cache holding {views} view(s) per clip"
             )));
         }
-        let levels = self.index.key.levels.clone();
+        let levels = self.read.clone();
         let mut out = Vec::with_capacity(levels.len());
         for lv in levels {
             let mut values = Vec::with_capacity(ids.len() * t * tokens * c);

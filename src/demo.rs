@@ -15,8 +15,8 @@
 //! 3. Freezes it and adapts it to the videos with every method (for motion: the linear probe,
 //!    M-adapter and EVL, the comparison issue 5 asks for), each through `vidapter train` in a
 //!    process of its own (so that each method's peak memory is its own), exactly as a user
-//!    would run them. On motion the side branches train from feature caches that
-//!    `vidapter extract` writes first (`cache/<method>/`, several augmented views per clip),
+//!    would run them. On motion the side branches train from one feature cache that
+//!    `vidapter extract` writes first (`cache/`, several augmented views per clip),
 //!    which makes their 60 epochs affordable; on expressions every method trains on the
 //!    videos, so that in-backbone and side-branch memory compare like with like.
 //! 4. Writes `report.md` with a table (UAR, WAR, trainable parameters, peak memory, time) and
@@ -89,7 +89,7 @@ pub struct DemoRow {
     /// Augmented views per clip of the feature cache it trained from; 0 when it trained on
     /// the videos (backbone run every step).
     pub cache_views: usize,
-    /// Wall time of its `extract` (when cached) and `train` commands, seconds.
+    /// Wall time of its `train` command, seconds (a shared cache's extraction is not in it).
     pub wall_s: f64,
 }
 
@@ -631,7 +631,7 @@ fn run_config(
     let q = |p: &Path| format!("{:?}", p.display().to_string());
     let cache = cache.map_or(String::new(), |c| {
         format!(
-            "# Feature cache: `vidapter extract --config <this file> --out {} --views {}`.\ncache = {}\n",
+            "# Feature cache shared by the side branches, written by `vidapter extract --config evl.toml --out {} --views {}` (EVL's levels include every level the others read).\ncache = {}\n",
             c.display(),
             sizes.cache_views,
             q(c)
@@ -795,11 +795,12 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
     say("3/4 adapting the frozen image classifier to the videos, method by method");
     let configs = out.join("configs");
     std::fs::create_dir_all(&configs).map_err(|e| Error::io(&configs, e))?;
-    let mut rows = Vec::new();
+    // Every config first: the side branches' one shared cache is extracted from one of them.
+    let cache_dir = out.join("cache");
+    let mut runs = Vec::new();
     for (name, table, lr) in methods(dataset) {
         let cfg_path = configs.join(format!("{name}.toml"));
-        let cache =
-            (sizes.cache_views > 0 && is_side_branch(name)).then(|| out.join("cache").join(name));
+        let cached = sizes.cache_views > 0 && is_side_branch(name);
         let text = run_config(
             dataset,
             &data,
@@ -809,31 +810,43 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
             lr,
             &sizes,
             opts.seed,
-            cache.as_deref(),
+            cached.then_some(cache_dir.as_path()),
         );
         crate::util::write_atomic(&cfg_path, text.as_bytes())?;
+        runs.push((name, cfg_path, cached));
+    }
+    // EVL reads the embeddings and every block's output (its cross-attention recomputes each
+    // block's queries and keys from the level before), so its cache holds every level the
+    // probe and M-adapter read, and serves them too.
+    if let Some((_, source, _)) = runs.iter().filter(|r| r.2).max_by_key(|r| r.0 == "evl") {
+        say(&format!(
+            "    vidapter extract --config {} --out {} --views {}",
+            source.display(),
+            cache_dir.display(),
+            sizes.cache_views
+        ));
         let started = Instant::now();
-        if let Some(cache) = &cache {
-            say(&format!(
-                "    vidapter extract --config {} --out {} --views {}",
-                cfg_path.display(),
-                cache.display(),
-                sizes.cache_views
-            ));
-            let views = sizes.cache_views.to_string();
-            vidapter(
-                opts,
-                &[
-                    "extract".as_ref(),
-                    "--config".as_ref(),
-                    cfg_path.as_os_str(),
-                    "--out".as_ref(),
-                    cache.as_os_str(),
-                    "--views".as_ref(),
-                    views.as_ref(),
-                ],
-            )?;
-        }
+        let views = sizes.cache_views.to_string();
+        vidapter(
+            opts,
+            &[
+                "extract".as_ref(),
+                "--config".as_ref(),
+                source.as_os_str(),
+                "--out".as_ref(),
+                cache_dir.as_os_str(),
+                "--views".as_ref(),
+                views.as_ref(),
+            ],
+        )?;
+        say(&format!(
+            "    feature cache written in {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    let mut rows = Vec::new();
+    for (name, cfg_path, cached) in runs {
+        let started = Instant::now();
         say(&format!("    vidapter train {}", cfg_path.display()));
         vidapter(opts, &["train".as_ref(), cfg_path.as_os_str()])?;
         let wall_s = started.elapsed().as_secs_f64();
@@ -856,11 +869,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
             war: test["war"].as_f64().unwrap_or(f64::NAN),
             peak_bytes: r["train"]["peak_rss_bytes"].as_u64().unwrap_or(0),
             step_s: r["train"]["step_seconds"].as_f64().unwrap_or(f64::NAN),
-            cache_views: if cache.is_some() {
-                sizes.cache_views
-            } else {
-                0
-            },
+            cache_views: if cached { sizes.cache_views } else { 0 },
             wall_s,
         };
         say(&format!(
@@ -1160,7 +1169,7 @@ fn write_report(
         match rows.iter().map(|r| r.cache_views).max().unwrap_or(0) {
             0 => String::new(),
             v => format!(
-                ", the side branches from feature caches under `cache/<method>/` that `vidapter extract` wrote first ({v} augmented views of each training clip; epoch e reads view e mod {v}; `wall s` includes the extraction)"
+                ", the side branches from one feature cache under `cache/` that `vidapter extract` wrote first with EVL's config, whose levels include every level the others read ({v} augmented views of each training clip; epoch e reads view e mod {v})"
             ),
         },
         eval::markdown_table(&headers, &table_rows),

@@ -609,3 +609,53 @@ fn extract_command_writes_a_cache_that_train_uses() {
         text(&o)
     );
 }
+
+/// A cache that stores more levels than a run reads serves it: EVL's (embeddings and every
+/// block) gives M-adapter exactly what M-adapter's own cache gives; the other way round, the
+/// missing level is named.
+#[test]
+fn a_cache_with_more_levels_serves_a_method_that_reads_fewer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fixture();
+    let device = Device::flex();
+    let entries = Arc::new(clips(&tmp.path().join("data"), 3));
+    let spec = spec(&f, 4);
+    let views = CacheViews::Train { count: 1, seed: 3 };
+    let evl_model = VideoClassifier::new(f.backbone.model.clone(), &evl(), 2, 5, &device);
+    let m_model = VideoClassifier::new(f.backbone.model.clone(), &m_adapter(), 2, 5, &device);
+    assert!(m_model.levels_needed().len() < evl_model.levels_needed().len());
+    let key_of = |model: &VideoClassifier| {
+        CacheKey::new(
+            &f.id,
+            model,
+            &spec,
+            views,
+            CacheDtype::F32,
+            "train",
+            &entries,
+        )
+        .unwrap()
+    };
+    let (evl_key, m_key) = (key_of(&evl_model), key_of(&m_model));
+    let (evl_dir, m_dir) = (tmp.path().join("evl"), tmp.path().join("m"));
+    for (model, key, dir) in [(&evl_model, &evl_key, &evl_dir), (&m_model, &m_key, &m_dir)] {
+        extract(model, key, entries.clone(), &spec, dir, &opts(8), &device).unwrap();
+    }
+    let read = |dir: &std::path::Path| -> Vec<Vec<f32>> {
+        let mut cache = FeatureCache::open(dir, &m_key).unwrap();
+        cache
+            .levels(&[0, 1, 2], 0, &device)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+            .collect()
+    };
+    let (from_evl, from_own) = (read(&evl_dir), read(&m_dir));
+    assert_eq!(from_evl.len(), m_model.levels_needed().len());
+    assert_eq!(from_evl, from_own);
+    let err = FeatureCache::open(&m_dir, &evl_key)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("levels") && err.contains("[0,"), "{err}");
+}
