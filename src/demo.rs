@@ -124,9 +124,9 @@ struct Sizes {
 impl Sizes {
     fn new(dataset: SynthKind, quick: bool) -> Self {
         if dataset == SynthKind::Motion {
-            // Only side branches train, from feature caches (the backbone runs once per clip and view),
-            // which makes 60 epochs cost what 20 live ones did (M-adapter: 36 s for 20 epochs
-            // from the cache against 198 s live). M-adapter needs them: its loss sits near
+            // Only side branches train, from one feature cache (the backbone runs once per
+            // clip and view), which makes 60 epochs cost what 20 live ones did (M-adapter: 36 s
+            // for 20 epochs from the cache against 198 s live). M-adapter needs them: its loss sits near
             // ln 6 for 12-17 epochs before it falls (seeds 0-2); at 20 epochs its test UAR was
             // 19-52%, at 60 epochs 78-81% (seed 1, live and cached).
             return if quick {
@@ -631,7 +631,7 @@ fn run_config(
     let q = |p: &Path| format!("{:?}", p.display().to_string());
     let cache = cache.map_or(String::new(), |c| {
         format!(
-            "# Feature cache shared by the side branches, written by `vidapter extract --config evl.toml --out {} --views {}` (EVL's levels include every level the others read).\ncache = {}\n",
+            "# Feature cache shared by the side branches, written by `vidapter extract --config {CACHE_SOURCE}.toml --out {} --views {}` ({CACHE_SOURCE}'s levels include every level the others read).\ncache = {}\n",
             c.display(),
             sizes.cache_views,
             q(c)
@@ -815,10 +815,15 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
         crate::util::write_atomic(&cfg_path, text.as_bytes())?;
         runs.push((name, cfg_path, cached));
     }
-    // EVL reads the embeddings and every block's output (its cross-attention recomputes each
-    // block's queries and keys from the level before), so its cache holds every level the
-    // probe and M-adapter read, and serves them too.
-    if let Some((_, source, _)) = runs.iter().filter(|r| r.2).max_by_key(|r| r.0 == "evl") {
+    if sizes.cache_views > 0 {
+        let (_, source, _) = runs
+            .iter()
+            .find(|r| r.2 && r.0 == CACHE_SOURCE)
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "the {dataset} demo caches its side branches' features from `{CACHE_SOURCE}`, which it does not run"
+                ))
+            })?;
         say(&format!(
             "    vidapter extract --config {} --out {} --views {}",
             source.display(),
@@ -896,6 +901,12 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
     say(&format!("done in {:.0} s", t0.elapsed().as_secs_f64()));
     Ok(report)
 }
+
+/// The side-branch method whose config the demo's shared feature cache is extracted with. EVL
+/// reads the embeddings and every block's output (its cross-attention recomputes each block's
+/// queries and keys from the level before), so on the demo's ViT its cache holds every level
+/// the probe and M-adapter read, and serves them too.
+const CACHE_SOURCE: &str = "evl";
 
 /// Runs `vidapter -q <args>` on the demo's device as a process of its own (so that its peak
 /// memory is its own); its stderr becomes the error when it fails.
@@ -1169,7 +1180,7 @@ fn write_report(
         match rows.iter().map(|r| r.cache_views).max().unwrap_or(0) {
             0 => String::new(),
             v => format!(
-                ", the side branches from one feature cache under `cache/` that `vidapter extract` wrote first with EVL's config, whose levels include every level the others read ({v} augmented views of each training clip; epoch e reads view e mod {v})"
+                ", the side branches from one feature cache under `cache/` that `vidapter extract` wrote first with {CACHE_SOURCE}'s config, whose levels include every level the others read ({v} augmented views of each training clip; epoch e reads view e mod {v})"
             ),
         },
         eval::markdown_table(&headers, &table_rows),
