@@ -616,39 +616,38 @@ fn frame_average_groups(dataset: SynthKind) -> usize {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The run config of one demo method, written to `OUT/configs/<method>.toml`. Its paths are
+/// relative to that folder, as every run config's are (`../data` is `OUT/data`), so the demo's
+/// folder works from any working directory and can be moved as a whole.
 fn run_config(
     dataset: SynthKind,
-    data: &Path,
-    backbone: &Path,
     method: &str,
     table: &str,
     lr: f64,
     sizes: &Sizes,
     seed: u64,
-    cache: Option<&Path>,
+    cached: bool,
 ) -> String {
-    let q = |p: &Path| format!("{:?}", p.display().to_string());
-    let cache = cache.map_or(String::new(), |c| {
+    let cache = if cached {
         format!(
-            "# Feature cache shared by the side branches, written by `vidapter extract --config {CACHE_SOURCE}.toml --out {} --views {}` ({CACHE_SOURCE}'s levels include every level the others read).\ncache = {}\n",
-            c.display(),
+            "# Feature cache shared by the side branches, written by `vidapter extract --config {CACHE_SOURCE}.toml --out ../cache --views {}` ({CACHE_SOURCE}'s levels include every level the others read).\ncache = \"../cache\"\n",
             sizes.cache_views,
-            q(c)
         )
-    });
+    } else {
+        String::new()
+    };
     format!(
         r#"# Written by `vidapter demo`: {method} on the synthetic {dataset} videos ({described}).
-backbone = {backbone}
-out = {out}
+backbone = "../image_classifier"
+out = "../runs/{method}"
 
 [data]
 format = "mmaction_video"
-root = {root}
-train = {train}
-val = {val}
-test = {test}
-classes = {classes}
+root = "../data"
+train = "../data/train.txt"
+val = "../data/val.txt"
+test = "../data/test.txt"
+classes = "../data/classes.txt"
 flip = {flip}
 
 [sampling]
@@ -676,17 +675,6 @@ workers = 2
 temporal_views = 1
 spatial_views = 1
 "#,
-        backbone = q(backbone),
-        out = q(&data
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("runs")
-            .join(method)),
-        root = q(data),
-        train = q(&data.join("train.txt")),
-        val = q(&data.join("val.txt")),
-        test = q(&data.join("test.txt")),
-        classes = q(&data.join("classes.txt")),
         described = videos_described(dataset),
         flip = dataset.flip_keeps_label(),
         epochs = if is_side_branch(method) {
@@ -801,17 +789,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
     for (name, table, lr) in methods(dataset) {
         let cfg_path = configs.join(format!("{name}.toml"));
         let cached = sizes.cache_views > 0 && is_side_branch(name);
-        let text = run_config(
-            dataset,
-            &data,
-            &backbone,
-            name,
-            table,
-            lr,
-            &sizes,
-            opts.seed,
-            cached.then_some(cache_dir.as_path()),
-        );
+        let text = run_config(dataset, name, table, lr, &sizes, opts.seed, cached);
         crate::util::write_atomic(&cfg_path, text.as_bytes())?;
         runs.push((name, cfg_path, cached));
     }
@@ -908,22 +886,36 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
 /// the probe and M-adapter read, and serves them too.
 const CACHE_SOURCE: &str = "evl";
 
-/// Runs `vidapter -q <args>` on the demo's device as a process of its own (so that its peak
-/// memory is its own); its stderr becomes the error when it fails.
+/// Runs `vidapter <args>` on the demo's device as a process of its own (so that its peak
+/// memory is its own). With progress on, the child shares the demo's stderr, so its progress
+/// (bars in a terminal, a line every few seconds in a log) and any error show as they come;
+/// with progress off it runs with `-q` and its stderr becomes the error when it fails.
 fn vidapter(opts: &DemoOptions, args: &[&OsStr]) -> Result<()> {
-    let o = Command::new(&opts.exe)
-        .args(["--device", &opts.device_name, "-q"])
+    let mut cmd = Command::new(&opts.exe);
+    cmd.args(["--device", &opts.device_name]);
+    if opts.progress {
+        cmd.stderr(std::process::Stdio::inherit());
+    } else {
+        cmd.arg("-q").stderr(std::process::Stdio::piped());
+    }
+    let o = cmd
         .args(args)
+        .stdout(std::process::Stdio::null())
         .output()
         .map_err(|e| Error::Input(format!("cannot start {}: {e}", opts.exe.display())))?;
     if !o.status.success() {
+        let why = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        let why = if why.is_empty() {
+            format!("{} (its error is above)", o.status)
+        } else {
+            why
+        };
         return Err(Error::Input(format!(
-            "vidapter {} failed: {}",
+            "vidapter {} failed: {why}",
             args.iter()
                 .map(|a| a.to_string_lossy())
                 .collect::<Vec<_>>()
                 .join(" "),
-            String::from_utf8_lossy(&o.stderr).trim()
         )));
     }
     Ok(())

@@ -43,6 +43,17 @@ pub struct Prepared {
 
 /// Loads the backbone and class map of `cfg` and checks the method against the backbone.
 pub fn prepare(cfg: &RunConfig, config_path: &Path, device: &Device) -> Result<Prepared> {
+    prepare_with(cfg, config_path, None, device)
+}
+
+/// [`prepare`] with the class map given (a checkpoint's own) instead of read from the dataset,
+/// so that a checkpoint predicts without the dataset's files.
+fn prepare_with(
+    cfg: &RunConfig,
+    config_path: &Path,
+    classes: Option<ClassMap>,
+    device: &Device,
+) -> Result<Prepared> {
     let backbone = Backbone::load(&cfg.backbone, device)?;
     cfg.method
         .validate_for(&backbone.config)
@@ -57,7 +68,10 @@ pub fn prepare(cfg: &RunConfig, config_path: &Path, device: &Device) -> Result<P
             c.arch, c.num_layers, c.hidden_size
         ),
     )?;
-    let classes = cfg.data.class_map()?;
+    let classes = match classes {
+        Some(c) => c,
+        None => cfg.data.class_map()?,
+    };
     let spatial = cfg.spatial.resolve(
         c.image_size,
         c.image_mean,
@@ -261,7 +275,7 @@ pub fn load_model(
                 format!("the stored run config cannot be read: {e}"),
             )
         })?;
-    let prep = prepare(&cfg, checkpoint, device)?;
+    let prep = prepare_with(&cfg, checkpoint, Some(ckpt.meta.classes.clone()), device)?;
     if prep.backbone_id.sha256 != ckpt.meta.backbone.sha256 {
         return Err(Error::Input(format!(
             "{}: trained on backbone `{}` ({}, sha256 {}), but `{}` now holds different weights ({}, sha256 {}); adapters only work with the backbone they were trained on",
@@ -282,14 +296,7 @@ pub fn load_model(
         device,
     );
     let model = ckpt.apply(model, checkpoint)?;
-    Ok((
-        model,
-        cfg,
-        Prepared {
-            classes: ckpt.meta.classes.clone(),
-            ..prep
-        },
-    ))
+    Ok((model, cfg, prep))
 }
 
 fn evaluate_with(

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::backbone::{VisionTransformer, WeightStore, write_f32};
 use crate::error::{Error, Result};
@@ -56,10 +56,10 @@ pub fn extract_pixels(
     let mut outs: Vec<Vec<f32>> = vec![Vec::new(); levels.len() + 2];
     let mut shapes: Vec<Vec<usize>> = vec![Vec::new(); levels.len() + 2];
     let bar = if progress {
-        let bar = ProgressBar::new(n as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images  {per_sec}  ETA {eta}")
-                .expect("valid template"),
+        let bar = crate::util::progress_bar(
+            n as u64,
+            "{msg} {bar:30} {pos}/{len} images  {per_sec}  ETA {eta}",
+            true,
         );
         bar.set_message("extract");
         bar

@@ -1,6 +1,6 @@
 //! Small helpers shared by several modules.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -51,14 +51,76 @@ pub fn same_context<const D: usize, const E: usize>(
 }
 
 /// A progress bar with `template` over `len` steps, or a hidden one when `show` is false
-/// (`--quiet`, tests), so callers draw unconditionally.
+/// (`--quiet`, tests), so callers draw unconditionally. When stderr is a terminal the bar
+/// redraws in place; otherwise (a log file, CI) its state is printed as a plain line every
+/// [`LOG_INTERVAL`], so long stages are never silent in a log.
 pub fn progress_bar(len: u64, template: &str, show: bool) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(len);
+    let target = if std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::term_like_with_hz(Box::new(LogLines::default()), 1)
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), target);
     bar.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
     bar
+}
+
+/// How often a progress bar prints its state when stderr is not a terminal.
+pub const LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A progress bar's draw target for logs: each redraw is one line on stderr, at most one per
+/// [`LOG_INTERVAL`] (the first at once), with cursor movements ignored.
+#[derive(Debug, Default)]
+struct LogLines {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl LogLines {
+    fn emit(&self, line: &str) -> std::io::Result<()> {
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
+            *last = Some(std::time::Instant::now());
+            writeln!(std::io::stderr(), "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl indicatif::TermLike for LogLines {
+    fn width(&self) -> u16 {
+        120
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.emit(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.emit(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A `/proc/self/status` memory field of this process (`VmRSS`, `VmHWM`, ...) in bytes;
@@ -70,4 +132,64 @@ pub fn proc_status_bytes(field: &str) -> Option<u64> {
         .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// A fresh folder under the system's temporary directory, removed with everything in it when
+/// dropped. Tests and scratch work use it; it is ours rather than the `tempfile` crate's
+/// because that crate, as a dev-dependency, turned on features of crates burn shares (fastrand's
+/// `std`), so `cargo test --release` and `cargo build --release` compiled burn twice.
+#[derive(Debug)]
+pub struct TempDir {
+    path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// Creates `vidapter-<pid>-<n>-<nanos>` under [`std::env::temp_dir`].
+    pub fn new() -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::temp_dir();
+        loop {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("vidapter-{}-{n}-{nanos}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(TempDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A new [`TempDir`].
+pub fn tempdir() -> std::io::Result<TempDir> {
+    TempDir::new()
+}
+
+/// The folder that relative paths in the TOML file `file` resolve against: the file's own
+/// folder, made absolute (against the working directory when `file` is relative), so that
+/// every path read from a config, and every path vidapter then records (run folders,
+/// checkpoints, cache keys, reports), means the same from any working directory.
+pub fn config_dir(file: &Path) -> std::path::PathBuf {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    // `absolute` keeps `.` components as written ("/cwd/."); drop them for readable paths.
+    dir.components().collect()
 }

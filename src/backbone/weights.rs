@@ -350,7 +350,7 @@ mod tests {
     /// the same shape errors.
     #[test]
     fn unmapped_reads_match_mapped_reads() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let path = dir.path().join("t.safetensors");
         let a: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
         let b: Vec<f32> = vec![1.25, -7.0, 3.5];

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::decode::{DecodeErrorKind, DecodeOptions, decode};
@@ -142,12 +142,11 @@ pub fn check(
     let entries = Arc::new(dataset.entries.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let bar = if progress {
-        let bar = ProgressBar::new(entries.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("check {bar:30} {pos}/{len} clips  {per_sec}  ETA {eta}")
-                .expect("valid template"),
-        );
-        bar
+        crate::util::progress_bar(
+            entries.len() as u64,
+            "check {bar:30} {pos}/{len} clips  {per_sec}  ETA {eta}",
+            true,
+        )
     } else {
         ProgressBar::hidden()
     };

@@ -292,10 +292,7 @@ impl DatasetConfig {
     /// Resolves relative paths against `file`'s folder and checks every field that can be
     /// checked without reading annotations.
     fn finish(&mut self, file: &Path) -> Result<()> {
-        let base = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let base = crate::util::config_dir(file);
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -703,7 +700,7 @@ mod tests {
     }
 
     fn config_error(text: &str) -> String {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         write(dir.path(), "train.txt", "a.mp4 0\n");
         std::fs::create_dir_all(dir.path().join("videos")).unwrap();
         std::fs::create_dir_all(dir.path().join("EmoLabel_DataSplit")).unwrap();
@@ -818,7 +815,7 @@ mod tests {
 
     #[test]
     fn relative_paths_resolve_against_the_toml_folder() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         write(dir.path(), "cfg/lists/train.txt", "a.mp4 0\n");
         std::fs::create_dir_all(dir.path().join("cfg/videos")).unwrap();
         let toml = write(

@@ -376,7 +376,7 @@ fold         UAR  note
 
     #[test]
     fn log_appends_records_and_resumed_run_continues() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let path = dir.path().join("run/metrics.jsonl");
         let mut log = MetricsLog::open(&path).unwrap();
         log.append(&json!({"step": 1, "loss": 2.0})).unwrap();
@@ -392,7 +392,7 @@ fold         UAR  note
 
     #[test]
     fn log_record_is_flushed_before_the_writer_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         let mut log = MetricsLog::open(&path).unwrap();
         log.append(&json!({"step": 1})).unwrap();
@@ -401,7 +401,7 @@ fold         UAR  note
 
     #[test]
     fn log_rejects_records_that_are_not_objects() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let mut log = MetricsLog::open(dir.path().join("m.jsonl")).unwrap();
         let err = log.append(&[1, 2]).unwrap_err().to_string();
         assert!(
@@ -412,7 +412,7 @@ fold         UAR  note
 
     #[test]
     fn reader_skips_truncated_last_line() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         std::fs::write(&path, "{\"step\": 1}\n{\"step\": 2}\n{\"step\": 3, \"lo").unwrap();
         let records = read_log(&path).unwrap();
@@ -421,7 +421,7 @@ fold         UAR  note
 
     #[test]
     fn reader_rejects_bad_line_in_the_middle() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         std::fs::write(&path, "{\"step\": 1}\n{\"step\": \n{\"step\": 3}\n").unwrap();
         let err = read_log(&path).unwrap_err().to_string();
@@ -433,7 +433,7 @@ fold         UAR  note
 
     #[test]
     fn reopening_cuts_a_partial_record_before_appending() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         std::fs::write(&path, "{\"step\": 1}\n{\"step\": 2, \"lo").unwrap();
         let mut log = MetricsLog::open(&path).unwrap();
@@ -446,7 +446,7 @@ fold         UAR  note
 
     #[test]
     fn reopening_keeps_a_whole_record_missing_only_its_newline() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         std::fs::write(&path, "{\"step\": 1}").unwrap();
         let mut log = MetricsLog::open(&path).unwrap();

@@ -213,10 +213,8 @@ impl RunConfig {
             let field = e.path().to_string();
             Error::config(path, field, e.inner().to_string())
         })?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let base = crate::util::config_dir(path);
+        let base = base.as_path();
         // A backbone that exists relative to the config is a path; anything else is a hub id
         // (or an absolute path), left as written.
         let backbone =

@@ -512,6 +512,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             ),
             progress,
         );
+        let epoch_t0 = Instant::now();
         let mut buffer = GradBuffer::default();
         let (mut loss_sum, mut loss_n) = (0f64, 0usize);
         let total = batches.len();
@@ -606,6 +607,19 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             }
         }
         writeln!(log, "{record}").map_err(|e| Error::io(job.out.join("metrics.jsonl"), e))?;
+        if progress {
+            // One line per epoch that stays (the bars clear themselves), in a terminal and in
+            // a log alike.
+            let val = record["val_uar"].as_f64().map_or(String::new(), |u| {
+                format!(", val UAR {:.1}%{}", u * 100.0, if improved { " (best)" } else { "" })
+            });
+            eprintln!(
+                "epoch {}/{}: train loss {final_loss:.4}{val}, {:.1} s",
+                epoch + 1,
+                s.epochs,
+                epoch_t0.elapsed().as_secs_f64()
+            );
+        }
         history.push(record);
         let meta = CheckpointMeta {
             format: checkpoint::FORMAT,

@@ -308,7 +308,7 @@ mod tests {
     /// Both encoders: every frame comes back, in order, at the size given, close to the input.
     #[test]
     fn both_encoders_round_trip_through_the_decoder() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let frames = moving_square();
         for codec in [VideoCodec::X264, VideoCodec::Mpeg4] {
             if encoder::find_by_name(codec.encoder_name()).is_none() {
@@ -350,7 +350,7 @@ mod tests {
         if encoder::find_by_name("libx264").is_none() {
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let frames = moving_square();
         let (a, b) = (dir.path().join("a.mp4"), dir.path().join("b.mp4"));
         write_mp4(&a, &frames, 32, 24, 8, VideoCodec::X264).unwrap();
@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn unwritable_path_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let path = dir.path().join("missing_folder").join("a.mp4");
         let e = write_mp4(&path, &moving_square(), 32, 24, 8, VideoCodec::Mpeg4).unwrap_err();
         let text = e.to_string();
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn jpeg_folders_use_the_mmaction_names() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::util::tempdir().unwrap();
         let frames = moving_square();
         write_jpeg_dir(&dir.path().join("v"), &frames[..3], 32, 24).unwrap();
         let mut names: Vec<String> = std::fs::read_dir(dir.path().join("v"))

@@ -482,13 +482,10 @@ fn run_jobs(
     progress: bool,
 ) -> Result<()> {
     let bar = if progress {
-        let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})",
-            )
-            .expect("the template is valid")
-            .progress_chars("=> "),
+        let bar = crate::util::progress_bar(
+            jobs.len() as u64,
+            "{msg} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})",
+            true,
         );
         bar.set_message(format!("synth {}", cfg.kind));
         bar

@@ -165,7 +165,7 @@ fn assert_matches_cli(path: &Path) -> Decoded {
 
 #[test]
 fn h264_mp4_matches_ffmpeg_cli() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(dir.path(), "a.mp4", "-pix_fmt yuv420p -c:v libx264 -bf 2");
     let d = assert_matches_cli(&path);
     assert_eq!(d.info.decoded_frames, 30);
@@ -179,7 +179,7 @@ fn h264_mp4_matches_ffmpeg_cli() {
 
 #[test]
 fn mpeg4_avi_with_b_frames_matches_ffmpeg_cli() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(dir.path(), "a.avi", "-c:v mpeg4 -bf 2 -q:v 4");
     let d = assert_matches_cli(&path);
     assert_eq!(d.info.codec, "mpeg4");
@@ -187,7 +187,7 @@ fn mpeg4_avi_with_b_frames_matches_ffmpeg_cli() {
 
 #[test]
 fn vp9_webm_matches_ffmpeg_cli() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(
         dir.path(),
         "a.webm",
@@ -204,7 +204,7 @@ fn hevc_mkv_matches_ffmpeg_cli() {
         println!("note: skipped, this ffmpeg has no libx265 encoder to make an HEVC file");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(
         dir.path(),
         "a.mkv",
@@ -216,7 +216,7 @@ fn hevc_mkv_matches_ffmpeg_cli() {
 
 #[test]
 fn audio_first_stream_is_skipped() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = dir.path().join("audio_first.mp4");
     ffmpeg(
         "-f lavfi -i sine=frequency=440:duration=1.2 \
@@ -231,7 +231,7 @@ fn audio_first_stream_is_skipped() {
 
 #[test]
 fn variable_frame_rate_indexes_frames_in_decode_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     // Frames 10.. are spaced twice as far apart as frames 0..10.
     let path = make_video(
         dir.path(),
@@ -247,7 +247,7 @@ fn variable_frame_rate_indexes_frames_in_decode_order() {
 
 #[test]
 fn bt709_tagged_hd_uses_bt709_matrix() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = dir.path().join("hd709.mp4");
     // Saturated colours (testsrc2 bars) make BT.601 vs BT.709 differ by many levels.
     ffmpeg(
@@ -269,7 +269,7 @@ fn bt709_tagged_hd_uses_bt709_matrix() {
 
 #[test]
 fn full_range_stream_keeps_full_range() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(
         dir.path(),
         "full.mp4",
@@ -280,7 +280,7 @@ fn full_range_stream_keeps_full_range() {
 
 #[test]
 fn rotated_phone_video_is_turned_upright() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let plain = make_video(dir.path(), "plain.mp4", "-pix_fmt yuv420p -c:v libx264");
     let rotated = dir.path().join("rotated.mp4");
     ffmpeg_in(&plain, "-c copy -metadata:s:v rotate=90", &rotated);
@@ -306,7 +306,7 @@ fn rotated_phone_video_is_turned_upright() {
 
 #[test]
 fn select_receives_the_decoded_count_not_the_header_count() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(
         dir.path(),
         "a.mp4",
@@ -330,7 +330,7 @@ fn select_receives_the_decoded_count_not_the_header_count() {
 
 #[test]
 fn repeated_and_unordered_indices_come_back_in_the_order_given() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(dir.path(), "a.mp4", "-pix_fmt yuv420p -c:v libx264");
     let (all, _) = decode_all(&path, &opts());
     let order = vec![29, 3, 3, 0, 17, 3];
@@ -352,7 +352,7 @@ fn repeated_and_unordered_indices_come_back_in_the_order_given() {
 
 #[test]
 fn second_pass_gives_the_same_frames_when_the_buffer_is_too_small() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(dir.path(), "a.avi", "-c:v mpeg4 -bf 2");
     let order = vec![25, 2, 11, 2];
     let run = |opts: &DecodeOptions| {
@@ -390,7 +390,7 @@ fn folder_source(dir: &Path, template: Option<&str>, start: usize, count: Option
 
 #[test]
 fn jpg_folder_reads_mmaction_default_layout() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     for k in 1..=12u8 {
         solid_rgb(k * 20, 16, 8)
             .save(dir.path().join(format!("img_{k:05}.jpg")))
@@ -428,7 +428,7 @@ fn jpg_folder_reads_mmaction_default_layout() {
 
 #[test]
 fn png_folder_with_custom_template_counts_consecutive_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     for k in 0..7u8 {
         solid_rgb(k, 4, 3)
             .save(dir.path().join(format!("frame-{k:03}.png")))
@@ -451,7 +451,7 @@ fn png_folder_with_custom_template_counts_consecutive_files() {
 
 #[test]
 fn folder_without_template_reads_images_in_natural_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     for k in [1u8, 2, 10, 11] {
         solid_rgb(k, 2, 2)
             .save(dir.path().join(format!("{k}.png")))
@@ -470,7 +470,7 @@ fn folder_without_template_reads_images_in_natural_order() {
 
 #[test]
 fn gap_inside_annotated_range_is_frame_missing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     for k in [1, 2, 3, 5] {
         solid_rgb(0, 2, 2)
             .save(dir.path().join(format!("img_{k:05}.jpg")))
@@ -484,7 +484,7 @@ fn gap_inside_annotated_range_is_frame_missing() {
 
 #[test]
 fn wrong_start_index_is_no_frames_with_a_hint() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     for k in 0..3 {
         solid_rgb(0, 2, 2)
             .save(dir.path().join(format!("img_{k:05}.jpg")))
@@ -503,7 +503,7 @@ fn wrong_start_index_is_no_frames_with_a_hint() {
 
 #[test]
 fn unreadable_frame_image_is_image_error_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     solid_rgb(0, 2, 2)
         .save(dir.path().join("img_00001.jpg"))
         .unwrap();
@@ -550,13 +550,13 @@ fn truncate_half(path: &Path) -> PathBuf {
 
 #[test]
 fn missing_video_is_missing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     assert_fails(&dir.path().join("absent.mp4"), DecodeErrorKind::Missing);
 }
 
 #[test]
 fn zero_byte_file_is_empty() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = dir.path().join("empty.mp4");
     std::fs::write(&path, b"").unwrap();
     assert_fails(&path, DecodeErrorKind::Empty);
@@ -564,7 +564,7 @@ fn zero_byte_file_is_empty() {
 
 #[test]
 fn text_file_named_mp4_is_not_video() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = dir.path().join("notes.mp4");
     std::fs::write(&path, "hello\nthis is a text file, not a video\n").unwrap();
     assert_fails(&path, DecodeErrorKind::NotVideo);
@@ -572,7 +572,7 @@ fn text_file_named_mp4_is_not_video() {
 
 #[test]
 fn audio_only_file_is_not_video() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = dir.path().join("sound.m4a");
     ffmpeg("-f lavfi -i sine=duration=0.5 -c:a aac", &path);
     assert_fails(&path, DecodeErrorKind::NotVideo);
@@ -580,7 +580,7 @@ fn audio_only_file_is_not_video() {
 
 #[test]
 fn truncated_mp4_reports_instead_of_panicking() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     // Index (moov) at the end, as ffmpeg writes by default: the first half has no index and
     // cannot be opened; the content says MP4, so it is corrupt rather than "not a video".
     let path = make_video(dir.path(), "a.mp4", "-pix_fmt yuv420p -c:v libx264");
@@ -609,7 +609,7 @@ fn truncated_mp4_reports_instead_of_panicking() {
 
 #[test]
 fn truncated_avi_returns_the_frames_that_decode() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(dir.path(), "a.avi", "-c:v mpeg4 -bf 2");
     let half = truncate_half(&path);
     match decode(
@@ -631,13 +631,13 @@ fn truncated_avi_returns_the_frames_that_decode() {
 
 #[test]
 fn folder_path_given_as_video_is_not_video() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     assert_fails(dir.path(), DecodeErrorKind::NotVideo);
 }
 
 #[test]
 fn exhausted_timeout_stops_with_timeout() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let path = make_video(dir.path(), "a.mp4", "-pix_fmt yuv420p -c:v libx264");
     let zero = DecodeOptions {
         timeout: Duration::ZERO,

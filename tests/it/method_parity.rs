@@ -19,9 +19,9 @@
 //! A gradient that is zero in exact arithmetic (EVL's decoder key bias) is rounding noise on
 //! both sides; it is checked to be noise here too (`ZERO_SHARE`, `NOISE_SHARE`).
 
-mod common;
+use crate::common;
 
-use common::to_vec;
+use crate::common::to_vec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! stops the run and keeps the last good checkpoint, and the optimiser moves only what is
 //! trainable.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -107,7 +107,7 @@ fn job(root: &Path, out: &Path, epochs: usize, lr: f64, stop_after: Option<usize
 
 #[test]
 fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let device = Device::flex();
     let data = tmp.path().join("data");
     let straight = tmp.path().join("straight");
@@ -155,7 +155,7 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
 
 #[test]
 fn resume_with_another_backbone_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let device = Device::flex();
     let data = tmp.path().join("data");
     let out = tmp.path().join("run");
@@ -172,7 +172,7 @@ fn resume_with_another_backbone_is_refused() {
 
 #[test]
 fn diverging_loss_stops_and_keeps_the_last_good_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let device = Device::flex();
     let data = tmp.path().join("data");
     let out = tmp.path().join("run");
@@ -188,7 +188,7 @@ fn diverging_loss_stops_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn gradient_checkpointing_changes_no_weight() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let device = Device::flex();
     let data = tmp.path().join("data");
     let plain = tmp.path().join("plain");

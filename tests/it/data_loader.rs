@@ -75,7 +75,7 @@ fn collect(entries: &Arc<Vec<Entry>>, cfg: &LoaderConfig, e: u64) -> Vec<Batch> 
 
 #[test]
 fn same_seed_gives_same_batches_whatever_the_worker_count() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let entries = Arc::new(entries(dir.path(), 10));
     let one = collect(&entries, &config(1, Views::Train, false), 0);
     let three = collect(&entries, &config(3, Views::Train, false), 0);
@@ -96,7 +96,7 @@ fn same_seed_gives_same_batches_whatever_the_worker_count() {
 
 #[test]
 fn epochs_differ_in_order_and_augmentation() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let entries = Arc::new(entries(dir.path(), 10));
     let cfg = config(2, Views::Train, false);
     let e0: Vec<usize> = collect(&entries, &cfg, 0)
@@ -112,7 +112,7 @@ fn epochs_differ_in_order_and_augmentation() {
 
 #[test]
 fn test_views_multiply_the_batch() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let entries = Arc::new(entries(dir.path(), 4));
     let mut cfg = config(
         2,
@@ -134,7 +134,7 @@ fn test_views_multiply_the_batch() {
 
 #[test]
 fn broken_clip_is_reported_and_skipped_or_fatal_when_strict() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let mut list = entries(dir.path(), 4);
     let bad = dir.path().join("broken.mp4");
     std::fs::write(&bad, b"this is not a video").unwrap();

@@ -19,14 +19,14 @@ const FIRST: [u8; 3] = [78, 121, 167];
 const SECOND: [u8; 3] = [242, 142, 43];
 
 /// Where a test's plots go: a temp folder, or `$VIDAPTER_KEEP_PLOTS` if set.
-fn out_dir() -> (Option<tempfile::TempDir>, PathBuf) {
+fn out_dir() -> (Option<vidapter::util::TempDir>, PathBuf) {
     match std::env::var_os("VIDAPTER_KEEP_PLOTS") {
         Some(dir) => {
             std::fs::create_dir_all(&dir).unwrap();
             (None, PathBuf::from(dir))
         }
         None => {
-            let tmp = tempfile::tempdir().unwrap();
+            let tmp = vidapter::util::tempdir().unwrap();
             let path = tmp.path().to_path_buf();
             (Some(tmp), path)
         }

@@ -4,7 +4,7 @@
 //! checksum and re-extracted (an interrupted extraction resumes), and training from the
 //! cache follows the live run's loss trajectory step by step.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -124,7 +124,7 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn cached_levels_give_the_logits_of_the_live_forward() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
     let entries = Arc::new(clips(&tmp.path().join("data"), 5));
@@ -201,7 +201,7 @@ fn cached_levels_give_the_logits_of_the_live_forward() {
 
 #[test]
 fn a_cache_made_with_other_settings_is_refused_naming_the_field() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
     let entries = Arc::new(clips(&tmp.path().join("data"), 3));
@@ -279,7 +279,7 @@ fn a_cache_made_with_other_settings_is_refused_naming_the_field() {
 
 #[test]
 fn a_corrupted_shard_is_detected_by_checksum_and_re_extracted() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
     let entries = Arc::new(clips(&tmp.path().join("data"), 5));
@@ -395,7 +395,7 @@ fn step_losses(out: &Path) -> Vec<f64> {
 
 #[test]
 fn training_from_the_cache_follows_the_live_loss_trajectory() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
     let entries = clips(&tmp.path().join("data"), 5);
@@ -525,7 +525,7 @@ spatial_views = 3
 
 #[test]
 fn extract_command_writes_a_cache_that_train_uses() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
     let cfg = run_config(root);
     let cfg = cfg.to_str().unwrap();
@@ -615,7 +615,7 @@ fn extract_command_writes_a_cache_that_train_uses() {
 /// missing level is named.
 #[test]
 fn a_cache_with_more_levels_serves_a_method_that_reads_fewer() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
     let entries = Arc::new(clips(&tmp.path().join("data"), 3));

@@ -313,7 +313,7 @@ fn check_layout(root: &Path, cfg: &SynthConfig) -> Vec<String> {
 #[test]
 fn generated_videos_decode_to_the_configured_length_and_size_with_matching_labels() {
     for kind in [SynthKind::Expressions, SynthKind::Motion] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = vidapter::util::tempdir().unwrap();
         let cfg = small(kind);
         let summary = generate(&cfg, dir.path(), false).unwrap();
         let classes = check_layout(dir.path(), &cfg);
@@ -339,9 +339,9 @@ fn generated_videos_decode_to_the_configured_length_and_size_with_matching_label
 fn same_seed_gives_identical_lists_and_pixels_and_another_seed_differs() {
     let cfg = small(SynthKind::Expressions);
     let (a, b, c) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
+        vidapter::util::tempdir().unwrap(),
+        vidapter::util::tempdir().unwrap(),
+        vidapter::util::tempdir().unwrap(),
     );
     generate(&cfg, a.path(), false).unwrap();
     generate(&cfg, b.path(), false).unwrap();
@@ -411,7 +411,7 @@ fn same_seed_gives_identical_lists_and_pixels_and_another_seed_differs() {
 /// theirs; `expressions.rs` tests the intensity-level argument exactly.)
 #[test]
 fn expression_courses_need_temporal_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let cfg = SynthConfig {
         kind: SynthKind::Expressions,
         train: 48,
@@ -480,7 +480,7 @@ fn expression_courses_need_temporal_order() {
 /// - image motion, which needs the frames in order, separates every pair.
 #[test]
 fn motion_directions_need_temporal_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let cfg = SynthConfig {
         kind: SynthKind::Motion,
         train: 32,
@@ -544,7 +544,7 @@ fn motion_directions_need_temporal_order() {
 
 #[test]
 fn frame_folders_variant_writes_raw_frame_lists_that_decode() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let cfg = SynthConfig {
         media: SynthMedia::Frames,
         ..small(SynthKind::Motion)
@@ -572,7 +572,7 @@ fn frame_folders_variant_writes_raw_frame_lists_that_decode() {
 
 #[test]
 fn peak_images_are_listed_with_neutral_smile_and_frown_labels() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let cfg = SynthConfig {
         peak_images: 3,
         test: 0,
@@ -619,7 +619,7 @@ fn read_stills(dir: &Path, lines: &[String], classes: &[String]) -> Vec<Vec<u8>>
 
 #[test]
 fn motion_stills_are_labelled_by_grid_cell_and_axis() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let cfg = SynthConfig {
         peak_images: 2,
         ..small(SynthKind::Motion)
@@ -644,7 +644,7 @@ fn motion_stills_are_labelled_by_grid_cell_and_axis() {
 
 #[test]
 fn a_foreign_non_empty_folder_is_refused_unless_forced() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let mine = dir.path().join("notes.txt");
     std::fs::write(&mine, "keep me").unwrap();
     let cfg = small(SynthKind::Motion);
@@ -687,7 +687,7 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn cli_writes_a_dataset_and_refuses_a_foreign_folder() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let out: PathBuf = dir.path().join("expr");
     let args = [
         "synth",

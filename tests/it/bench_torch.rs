@@ -4,11 +4,11 @@
 //! reason and the test checks that vidapter's figures still come out, with the reason in the
 //! JSON.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 
-use common::{text, vidapter};
+use crate::common::{text, vidapter};
 
 fn python() -> String {
     std::env::var("VIDAPTER_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -62,7 +62,7 @@ fn check_vidapter_side(row: &serde_json::Value) {
 
 #[test]
 fn bench_train_torch_writes_both_sides_figures_per_method() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let json = tmp.path().join("b.json");
     let o = bench(&["--torch", "--python", &python(), "--threads", "2"], &json);
     assert!(o.status.success(), "{}", text(&o));
@@ -122,7 +122,7 @@ fn bench_train_torch_writes_both_sides_figures_per_method() {
 
 #[test]
 fn bench_train_torch_without_a_usable_python_times_vidapter_alone() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let json = tmp.path().join("b.json");
     let missing = tmp.path().join("no-such-python");
     let o = bench(&["--torch", "--python", missing.to_str().unwrap()], &json);
@@ -148,7 +148,7 @@ fn bench_train_torch_without_a_usable_python_times_vidapter_alone() {
 
 #[test]
 fn bench_train_refuses_a_cuda_reference_against_a_cpu_run_before_timing_anything() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let json = tmp.path().join("b.json");
     // The default --device is cpu: a CUDA reference would compare a GPU with a CPU.
     let o = bench(&["--torch", "--torch-device", "cuda"], &json);

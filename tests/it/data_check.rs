@@ -60,7 +60,7 @@ fn entry(source: Source, label: usize, line: usize) -> Entry {
 
 #[test]
 fn check_classifies_every_kind_of_bad_entry() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let root = dir.path();
     let good = video(root, "good.mp4", 30);
     let short = video(root, "short.mp4", 3);

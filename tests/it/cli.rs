@@ -3,14 +3,14 @@
 //! ends in a one-paragraph error naming the file and tensor or field, a non-zero exit, and
 //! no panic.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use safetensors::Dtype;
 
-use common::{copy_fixture, fixture, read_f32, read_raw, rel_err, write_raw};
+use crate::common::{copy_fixture, fixture, read_f32, read_raw, rel_err, write_raw};
 
 fn vidapter(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vidapter"))
@@ -40,7 +40,7 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn extract_reproduces_transformers_hidden_states() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
     let model = fixture("dinov2_bf16");
     let reference = model.join("reference_interp.safetensors");
@@ -102,7 +102,7 @@ fn compare_refuses_tensors_of_different_shapes() {
 
 #[test]
 fn compare_fails_beyond_tolerance() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let reference = fixture("vit").join("reference_default.safetensors");
     let (shape, mut v) = read_f32(&reference, "pooler_output");
     v.iter_mut().for_each(|x| *x *= 1.001);
@@ -132,7 +132,7 @@ fn info_describes_the_model() {
 
 #[test]
 fn hub_id_resolves_from_the_hf_cache_offline() {
-    let home = tempfile::tempdir().unwrap();
+    let home = vidapter::util::tempdir().unwrap();
     let snap = home
         .path()
         .join("hub/models--tiny--dinov2/snapshots/abc123");
@@ -162,7 +162,7 @@ fn hub_id_resolves_from_the_hf_cache_offline() {
 
 #[test]
 fn missing_hub_model_offline_says_which_files_and_where() {
-    let home = tempfile::tempdir().unwrap();
+    let home = vidapter::util::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vidapter"))
         .args(["info", "--backbone", "nobody/nothing"])
         .env("HF_HOME", home.path())
@@ -232,7 +232,7 @@ fn malformed_config_is_reported_with_its_path() {
 fn edit_weights(
     name: &str,
     edit: impl FnOnce(&mut std::collections::BTreeMap<String, common::Raw>),
-) -> tempfile::TempDir {
+) -> vidapter::util::TempDir {
     let dir = copy_fixture(name);
     let path = dir.path().join("model.safetensors");
     let mut tensors = read_raw(&path);
@@ -313,7 +313,7 @@ fn pixels_file(dir: &Path, shape: Vec<usize>, key: &str) -> std::path::PathBuf {
 
 #[test]
 fn pixels_of_wrong_rank_or_channels_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let out = dir.path().join("o.safetensors");
     let model = fixture("vit");
     for (shape, want) in [

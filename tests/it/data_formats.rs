@@ -104,7 +104,7 @@ fn lines(d: &Dataset) -> Vec<usize> {
 
 #[test]
 fn mmaction_video_list_reads_multi_label_lines_and_reports_bad_ones() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let root = dir.path().join("videos");
     videos(
         &root.join("a.mp4"),
@@ -159,7 +159,7 @@ fn mmaction_video_list_reads_multi_label_lines_and_reports_bad_ones() {
 
 #[test]
 fn mmaction_classes_default_to_numbers_up_to_the_largest_label() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let root = dir.path().join("videos");
     videos(&root.join("a.mp4"), &[root.join("b.mp4")]);
     write(&dir.path().join("train.txt"), "a.mp4 0\n");
@@ -176,7 +176,7 @@ fn mmaction_classes_default_to_numbers_up_to_the_largest_label() {
 
 #[test]
 fn mmaction_rawframes_use_template_start_and_count() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let root = dir.path().join("rawframes");
     frames(&root.join("walk/clip1"), 10, |i| format!("img_{i:05}.jpg"));
     frames(&root.join("run/clip2"), 6, |i| format!("img_{i:05}.jpg"));
@@ -233,7 +233,7 @@ fn dfew_tree(base: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn dfew_labels_start_at_one() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let (clips, train) = dfew_tree(dir.path());
     let cfg = config(
         dir.path(),
@@ -272,7 +272,7 @@ fn dfew_labels_start_at_one() {
 
 #[test]
 fn dfew_videos_are_found_by_padded_or_plain_number() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     dfew_tree(dir.path());
     let original = dir.path().join("DFEW/Clip/original");
     videos(&original.join("00001.mp4"), &[original.join("2.mp4")]);
@@ -301,7 +301,7 @@ fn dfew_videos_are_found_by_padded_or_plain_number() {
 
 #[test]
 fn dfew_wrong_header_or_missing_fold_file_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     dfew_tree(dir.path());
     let body = "format = \"dfew\"\nroot = \"DFEW/Clip/clip_224x224\"\nannotations = \"DFEW\"\n";
     let e = config(dir.path(), &format!("{body}fold = 3\n"))
@@ -326,7 +326,7 @@ fn dfew_wrong_header_or_missing_fold_file_is_an_error() {
 
 #[test]
 fn ferv39k_reads_scene_paths_with_dfew_class_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let clips = dir.path().join("FERV39k/2_ClipsforFaceCrop");
     frames(&clips.join("Action/Sad/0010"), 4, |i| {
         format!("{:02}.png", i - 1)
@@ -393,7 +393,7 @@ fn ferv39k_reads_scene_paths_with_dfew_class_order() {
 
 #[test]
 fn mafw_uses_the_official_class_order_and_folder_names() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let clips = dir.path().join("MAFW/data/clips");
     videos(&clips.join("00001.mp4"), &[clips.join("00002.mp4")]);
     frames(&dir.path().join("MAFW/data/frames/00001"), 3, |i| {
@@ -434,7 +434,7 @@ fn mafw_uses_the_official_class_order_and_folder_names() {
 
 #[test]
 fn kinetics_class_index_is_sorted_train_labels_and_test_is_the_val_csv() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let v = dir.path().join("k400/videos");
     videos(
         &v.join("train/abseiling/abcdefghijk_000010_000020.mp4"),
@@ -495,7 +495,7 @@ fn kinetics_class_index_is_sorted_train_labels_and_test_is_the_val_csv() {
 
 #[test]
 fn ssv2_never_flips() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let v = dir.path().join("ssv2/videos");
     videos(&v.join("1.webm"), &[v.join("2.webm"), v.join("6.webm")]);
     write(
@@ -549,7 +549,7 @@ fn ssv2_never_flips() {
 
 #[test]
 fn ucf101_test_labels_come_from_the_folder() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let v = dir.path().join("UCF-101");
     videos(
         &v.join("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi"),
@@ -611,7 +611,7 @@ fn ucf101_test_labels_come_from_the_folder() {
 
 #[test]
 fn ucf101_class_index_file_must_count_from_one() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("UCF-101")).unwrap();
     write(
         &dir.path().join("ucfTrainTestlist/classInd.txt"),
@@ -633,7 +633,7 @@ fn ucf101_class_index_file_must_count_from_one() {
 
 #[test]
 fn hmdb51_split_marks_choose_train_and_test() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let v = dir.path().join("hmdb51");
     videos(
         &v.join("brush_hair/a.avi"),
@@ -735,7 +735,7 @@ fn holdout_tree(
 
 #[test]
 fn holdout_val_is_disjoint_and_stratified() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let cfg = holdout_tree(dir.path(), &[20, 40, 1], 7, 0.25, false);
     let train = cfg.load(Split::Train).unwrap();
     let val = cfg.load(Split::Val).unwrap();
@@ -765,7 +765,7 @@ fn holdout_val_is_disjoint_and_stratified() {
 
 #[test]
 fn a_val_list_replaces_the_holdout() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let root = dir.path().join("videos");
     videos(&root.join("a.mp4"), &[root.join("b.mp4")]);
     write(&dir.path().join("train.txt"), &"a.mp4 0\n".repeat(30));
@@ -784,7 +784,7 @@ fn a_val_list_replaces_the_holdout() {
 
 #[test]
 fn dataset_configs_need_their_fields() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("clips")).unwrap();
     let e = config_err(dir.path(), "format = \"kinetics\"\nroot = \"clips\"\n");
     assert!(

@@ -4,9 +4,9 @@
 //! differences, parameter counts agree with hand-computed figures for ViT-B/16, and configs
 //! are checked field by field.
 
-mod common;
+use crate::common;
 
-use common::{backbone, clips, to_vec};
+use crate::common::{backbone, clips, to_vec};
 
 use std::collections::HashMap;
 

@@ -71,7 +71,7 @@ fn dataset(dir: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn data_check_reports_truncated_and_missing_videos() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let (config, train) = dataset(dir.path());
     let out = vidapter(&[
         "data",
@@ -142,7 +142,7 @@ fn data_check_reports_truncated_and_missing_videos() {
 
 #[test]
 fn data_check_strict_passes_a_clean_split_and_names_config_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     let (config, _) = dataset(dir.path());
     let clean = vidapter(&[
         "data",

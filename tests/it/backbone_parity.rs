@@ -4,14 +4,14 @@
 //! (position embeddings resampled as transformers does). References come from
 //! scripts/make_backbone_fixtures.py (versions in tests/fixtures/backbones/VERSIONS.txt).
 
-mod common;
+use crate::common;
 
-use common::to_vec;
+use crate::common::to_vec;
 
 use burn::tensor::{Tensor, TensorData};
 use vidapter::backbone::{Architecture, Backbone, Layout};
 
-use common::{fixture, read_f32, rel_err};
+use crate::common::{fixture, read_f32, rel_err};
 
 const TOL: f64 = 1e-4;
 
@@ -159,7 +159,7 @@ fn vit_saved_in_hf_layout_loads_back_identically() {
     use vidapter::backbone::{Backbone, save_vit_hf};
     let device = common::device();
     let original = Backbone::load(common::fixture("vit").to_str().unwrap(), &device).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vidapter::util::tempdir().unwrap();
     save_vit_hf(&original.model, dir.path()).unwrap();
     let again = Backbone::load(dir.path().to_str().unwrap(), &device).unwrap();
     assert_eq!(again.config, original.config);

@@ -3,9 +3,9 @@
 //! gradients through the frozen blocks agree with finite differences, and parameter counts
 //! agree with the figures methods.md computes by hand.
 
-mod common;
+use crate::common;
 
-use common::{backbone, clips, to_vec};
+use crate::common::{backbone, clips, to_vec};
 
 use std::collections::HashMap;
 

@@ -79,8 +79,8 @@ pub fn read_f32(path: &Path, key: &str) -> (Vec<usize>, Vec<f32>) {
 }
 
 /// Copies a fixture folder into a fresh temporary folder.
-pub fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+pub fn copy_fixture(name: &str) -> vidapter::util::TempDir {
+    let dir = vidapter::util::tempdir().unwrap();
     for entry in std::fs::read_dir(fixture(name)).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();

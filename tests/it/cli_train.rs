@@ -3,11 +3,11 @@
 //! a run leaves (checkpoints, log, plots, report), stop and resume, evaluation and prediction
 //! from the checkpoint alone, per-module parameter counts, and config errors that name the field.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::{text, vidapter};
+use crate::common::{text, vidapter};
 
 /// Six 6-frame clips per split; class 1 brightens over time, class 0 darkens.
 fn dataset(root: &Path) {
@@ -81,7 +81,7 @@ spatial_views = 3
 
 #[test]
 fn train_eval_predict_from_a_run_config() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
     dataset(root);
     let cfg = config(root, "fe_adapter");
@@ -212,7 +212,7 @@ fn train_eval_predict_from_a_run_config() {
 
 #[test]
 fn linear_probe_trains_and_reports_its_parameter_share() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
     dataset(root);
     let cfg = config(root, "linear_probe");
@@ -252,7 +252,7 @@ fn info_counts_parameters_per_module() {
 
 #[test]
 fn config_errors_name_the_field_and_the_allowed_values() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
     dataset(root);
     let cfg = config(root, "fe_adapter");
@@ -283,7 +283,7 @@ fn every_preset_parses_and_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
     // The presets name dataset folders of the machine they are used on; point those at a
     // folder that exists so that everything else in them is checked.
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let here = format!("{:?}", tmp.path().display().to_string());
     let ov = vec![
         ("data.root".to_string(), here.clone()),
@@ -307,7 +307,7 @@ fn every_preset_parses_and_validates() {
 #[test]
 fn bench_train_measures_every_method_in_its_own_process() {
     let backbone = common::fixture("vit");
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let json = tmp.path().join("b.json");
     let o = vidapter(&[
         "-q",
@@ -391,7 +391,7 @@ fn dfew(root: &Path) {
 
 #[test]
 fn kfold_trains_and_tests_each_fold_and_reports_the_mean() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
     dfew(root);
     let cfg = root.join("dfew.toml");

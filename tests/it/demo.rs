@@ -6,8 +6,8 @@ use std::process::Command;
 
 /// Runs `vidapter -q demo --quick [extra...]` into a temporary folder; returns the folder (kept
 /// alive by the guard), the output path and the parsed `report.json`.
-fn quick_demo(extra: &[&str]) -> (tempfile::TempDir, PathBuf, serde_json::Value) {
-    let tmp = tempfile::tempdir().unwrap();
+fn quick_demo(extra: &[&str]) -> (vidapter::util::TempDir, PathBuf, serde_json::Value) {
+    let tmp = vidapter::util::tempdir().unwrap();
     let out = tmp.path().join("demo");
     let o = Command::new(env!("CARGO_BIN_EXE_vidapter"))
         .args(["-q", "demo"])

@@ -1,0 +1,20 @@
+//! The integration tests, one binary (each file a module) so that burn is linked once.
+
+mod common;
+mod backbone_parity;
+mod bench_torch;
+mod cache;
+mod cli;
+mod cli_data;
+mod cli_train;
+mod data_check;
+mod data_decode;
+mod data_formats;
+mod data_loader;
+mod demo;
+mod eval_plots;
+mod method_parity;
+mod methods;
+mod side_branch;
+mod synth;
+mod train;
