@@ -1152,7 +1152,14 @@ fn write_report(
          under `runs/<method>/`.\n\n{}\n\
          ![UAR](uar.png) ![memory](memory.png)\n\n## What it shows\n\n{}\n\n\
          ## One held-out video, window by window ({}, the best temporal method here)\n\n\
-         `{}` (true class: `{}`), predicted `{}` overall.\n\n{}\n",
+         `{}` (true class: `{}`), predicted `{}` overall.\n\n{}\n\n\
+         How to read it: each row is `vidapter predict --timeline 8 --stride 4` classifying one \
+         8-frame window as if it were a whole clip. Here a class is the course of a whole clip \
+         (for expressions: onset, offset, apex and dip are the same frames in different orders), \
+         so a window that sees only part of that course may rightly look like another class — \
+         the first half of an onset can look like the second half of a dip. The overall \
+         prediction, over the whole clip, is the one the table's UAR counts; on a real video \
+         whose expression changes, the timeline is what shows when.\n",
         stills_described(dataset),
         image.describe(dataset),
         if image_attempts == 1 {

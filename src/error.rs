@@ -41,6 +41,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A command-line override (`--set KEY=VALUE`, `--epochs N`, ...) holds a value we cannot
+    /// use; the file it was applied to is named too.
+    #[error("command line `{key}={value}` (over {}): field `{field}`: {reason}", path.display())]
+    Override {
+        /// The overridden key, dotted.
+        key: String,
+        /// The value given.
+        value: String,
+        /// The configuration file it was applied to.
+        path: PathBuf,
+        /// The offending field (the key, or a field inside it).
+        field: String,
+        /// What was found and what is allowed.
+        reason: String,
+    },
+
     /// A tensor required by the model is absent from the weight files.
     #[error(
         "{}: tensor `{key}` is missing (expected shape {expected:?}){hint}",

@@ -502,12 +502,28 @@ pub struct WindowPrediction {
     pub start: usize,
     /// One past the last frame.
     pub end: usize,
-    /// Start time in seconds, when the frame rate is known.
+    /// Start time in seconds, when the frame rate is known (written to the millisecond).
+    #[serde(serialize_with = "seconds_ms")]
     pub start_s: Option<f64>,
     /// Most probable class.
     pub top: String,
-    /// Probability per class, in class order.
+    /// Probability per class, in class order (written with 6 decimals).
+    #[serde(serialize_with = "probabilities")]
     pub probs: Vec<f32>,
+}
+
+/// Probabilities as JSON numbers with 6 decimals (`0.123457`), the precision a softmax over
+/// f32 logits carries, instead of the shortest round-trip form of each f32.
+fn probabilities<S: serde::Serializer>(p: &[f32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(p.iter().map(|&x| (x as f64 * 1e6).round() / 1e6))
+}
+
+/// Seconds to the millisecond (`1.333`, not `1.3333333333333333`).
+fn seconds_ms<S: serde::Serializer>(t: &Option<f64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&((t * 1e3).round() / 1e3)),
+        None => s.serialize_none(),
+    }
 }
 
 /// What `predict` says about one video.
@@ -517,12 +533,16 @@ pub struct Prediction {
     pub path: PathBuf,
     /// Most probable class.
     pub top: String,
-    /// Probability per class, in class order.
+    /// Probability per class, in class order (written with 6 decimals).
+    #[serde(serialize_with = "probabilities")]
     pub probs: Vec<f32>,
     /// Per-window predictions when a timeline was asked for.
     pub timeline: Vec<WindowPrediction>,
     /// Why the video could not be read (then `probs` is empty).
     pub error: Option<String>,
+    /// What the user should know about how this input was read (printed on stderr too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn crop_frame(f: &Frame, [x, y, w, h]: [usize; 4]) -> std::result::Result<Frame, String> {
@@ -578,6 +598,7 @@ pub fn predict(
         };
         // Windows (start, end) in frames, known once the frame count is.
         let mut windows: Vec<(usize, usize)> = Vec::new();
+        let mut warnings: Vec<String> = Vec::new();
         let mut select = |n: usize| {
             let mut rng = StdRng::seed_from_u64(0);
             let mut idx: Vec<usize> = (0..views)
@@ -587,6 +608,11 @@ pub fn predict(
                 })
                 .collect();
             if let Some(w) = opts.window {
+                if w > n {
+                    warnings.push(format!(
+                        "--timeline {w} is longer than the clip's {n} frames: the timeline is one window of all {n}"
+                    ));
+                }
                 let w = w.clamp(1, n);
                 let stride = opts.stride.unwrap_or((w / 2).max(1)).max(1);
                 let mut s = 0;
@@ -629,6 +655,7 @@ pub fn predict(
                     probs: Vec::new(),
                     timeline: Vec::new(),
                     error: Some(reason),
+                    warnings,
                 });
                 bar.inc(1);
                 continue;
@@ -689,6 +716,7 @@ pub fn predict(
             probs: video,
             timeline,
             error: None,
+            warnings,
         });
         bar.inc(1);
     }

@@ -256,9 +256,10 @@ enum DataWhat {
         /// Which split to check: train, val, test or all.
         #[arg(long, default_value = "all", value_parser = ["train", "val", "test", "all"])]
         split: String,
-        /// Clip length the run will sample; shorter clips are listed as too short.
-        #[arg(long, default_value_t = 8)]
-        frames: usize,
+        /// Clip length the run will sample; shorter clips are listed as too short (default:
+        /// the config's `sampling.frames` when it is a run config, else 8).
+        #[arg(long)]
+        frames: Option<usize>,
         /// Decode threads (default: all cores).
         #[arg(long)]
         workers: Option<usize>,
@@ -630,6 +631,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let (preds, classes) =
                 experiment::predict(&checkpoint, &inputs, &opts, !cli.quiet, &device)?;
+            for p in &preds {
+                for w in &p.warnings {
+                    eprintln!("warning: {}: {w}", p.path.display());
+                }
+            }
             let text = if format == "csv" {
                 let mut t = format!(
                     "path,window_start,window_end,top,{}\n",
@@ -1063,17 +1069,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn data_check(
     config: &std::path::Path,
     split: &str,
-    frames: usize,
+    frames: Option<usize>,
     workers: Option<usize>,
     bad_list: Option<PathBuf>,
     strict: bool,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     use vidapter::data::{check, decode::DecodeOptions, report};
-    if frames == 0 {
+    if frames == Some(0) {
         bail!("--frames must be at least 1 (it is the clip length a run samples)");
     }
     let cfg = DatasetConfig::from_toml_file(config)?;
+    // A run config says how many frames its clips take; a bare [data] file does not.
+    let frames = match frames {
+        Some(f) => f,
+        None => match std::fs::read_to_string(config)
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+            .and_then(|d| d.get("sampling")?.get("frames")?.as_integer())
+        {
+            Some(f) if f >= 1 => f as usize,
+            _ => 8,
+        },
+    };
+    if !quiet {
+        eprintln!("checking {frames} frames per clip (--frames to change)");
+    }
     let splits = match split {
         "all" => cfg.splits(),
         one => vec![one.parse::<Split>().map_err(anyhow::Error::msg)?],
@@ -1088,6 +1109,13 @@ fn data_check(
             .with_context(|| format!("reading the {s} split of {}", config.display()))?;
         let r = check::check(&dataset, frames, workers, &DecodeOptions::default(), !quiet);
         print!("{}", report::render(s, &dataset, &r, 10));
+        if s == Split::Val && cfg.val_is_holdout() {
+            println!(
+                "  (no validation list: val is {:.0}% of train per class, chosen by split_seed {}, and train excludes it; `data.val_fraction` sets the share, and a class with few clips may give none)",
+                cfg.val_fraction * 100.0,
+                cfg.split_seed
+            );
+        }
         reports.push(r);
     }
     let all = report::merge(&reports);

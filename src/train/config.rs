@@ -186,6 +186,41 @@ pub fn apply_override(
     Err(format!("`{key}`: empty key"))
 }
 
+/// The run-config keys that hold paths.
+const PATH_KEYS: [&str; 9] = [
+    "out",
+    "backbone",
+    "train.cache",
+    "data.root",
+    "data.annotations",
+    "data.train",
+    "data.val",
+    "data.test",
+    "data.classes",
+];
+
+/// A path given on the command line (`--out DIR`, `--set data.root=DIR`) is relative to the
+/// working directory, as for any command, not to the TOML's folder: made absolute here, before
+/// the TOML's own relative paths are resolved. A backbone is a path only when it exists
+/// (otherwise a hub id); `data.classes` only when it is a string (a list is class names).
+fn command_line_path(doc: &mut toml::Value, key: &str) {
+    if !PATH_KEYS.contains(&key) {
+        return;
+    }
+    let mut node = Some(&mut *doc);
+    for part in key.split('.') {
+        node = node.and_then(|n| n.get_mut(part));
+    }
+    if let Some(toml::Value::String(p)) = node {
+        let rel = Path::new(p.as_str());
+        if rel.is_relative() && (key != "backbone" || rel.exists()) {
+            if let Ok(abs) = std::path::absolute(rel) {
+                *p = abs.to_string_lossy().into_owned();
+            }
+        }
+    }
+}
+
 impl RunConfig {
     /// Reads `path`, applies `overrides` (`(dotted key, TOML value)`), checks every field.
     /// Errors name the file, the field and what is allowed.
@@ -194,9 +229,42 @@ impl RunConfig {
         let mut doc: toml::Value = toml::from_str(&text)
             .map_err(|e| Error::format(path, format!("not valid TOML: {e}")))?;
         for (k, v) in overrides {
-            apply_override(&mut doc, k, v).map_err(|r| Error::config(path, k.clone(), r))?;
+            apply_override(&mut doc, k, v).map_err(|reason| Error::Override {
+                key: k.clone(),
+                value: v.clone(),
+                path: path.to_path_buf(),
+                field: k.clone(),
+                reason,
+            })?;
+            command_line_path(&mut doc, k);
         }
-        Self::from_value(doc, path)
+        Self::from_value(doc, path).map_err(|e| match e {
+            // A field the command line set (or a field inside a table it set) is the command
+            // line's fault, not the file's.
+            Error::Config {
+                path,
+                field,
+                reason,
+            } => match overrides.iter().rev().find(|(k, _)| {
+                field == *k
+                    || field.starts_with(&format!("{k}."))
+                    || k.starts_with(&format!("{field}."))
+            }) {
+                Some((k, v)) => Error::Override {
+                    key: k.clone(),
+                    value: v.clone(),
+                    path,
+                    field,
+                    reason,
+                },
+                None => Error::Config {
+                    path,
+                    field,
+                    reason,
+                },
+            },
+            other => other,
+        })
     }
 
     /// Checks an already-parsed document that came from `path`.

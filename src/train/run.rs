@@ -611,7 +611,11 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             // One line per epoch that stays (the bars clear themselves), in a terminal and in
             // a log alike.
             let val = record["val_uar"].as_f64().map_or(String::new(), |u| {
-                format!(", val UAR {:.1}%{}", u * 100.0, if improved { " (best)" } else { "" })
+                format!(
+                    ", val UAR {:.1}%{}",
+                    u * 100.0,
+                    if improved { " (best)" } else { "" }
+                )
             });
             eprintln!(
                 "epoch {}/{}: train loss {final_loss:.4}{val}, {:.1} s",

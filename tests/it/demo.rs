@@ -169,10 +169,8 @@ fn quick_motion_demo_writes_a_sane_report() {
     for m in methods {
         let cfg = std::fs::read_to_string(out.join(format!("configs/{m}.toml"))).unwrap();
         assert!(cfg.contains("flip = false"), "{cfg}");
-        assert!(
-            cfg.contains(&format!("cache = {:?}", cache.display().to_string())),
-            "{cfg}"
-        );
+        // Relative to the config's own folder, so the demo folder works from anywhere.
+        assert!(cfg.contains("cache = \"../cache\""), "{cfg}");
     }
     for r in rows {
         assert_eq!(r["cache_views"], 2, "{r}");
