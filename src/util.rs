@@ -72,10 +72,19 @@ pub fn progress_bar(len: u64, template: &str, show: bool) -> indicatif::Progress
 pub const LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A progress bar's draw target for logs: each redraw is one line on stderr, at most one per
-/// [`LOG_INTERVAL`] (the first at once), with cursor movements ignored.
-#[derive(Debug, Default)]
+/// [`LOG_INTERVAL`], the first one interval after the bar was made (so a stage shorter than
+/// that, which its caller reports when done, adds no line), with cursor movements ignored.
+#[derive(Debug)]
 struct LogLines {
-    last: std::sync::Mutex<Option<std::time::Instant>>,
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Default for LogLines {
+    fn default() -> Self {
+        LogLines {
+            last: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
 }
 
 impl LogLines {
@@ -85,8 +94,8 @@ impl LogLines {
             return Ok(());
         }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
-            *last = Some(std::time::Instant::now());
+        if last.elapsed() >= LOG_INTERVAL {
+            *last = std::time::Instant::now();
             writeln!(std::io::stderr(), "{line}")?;
         }
         Ok(())
