@@ -7,7 +7,7 @@ use crate::common;
 
 use std::path::Path;
 
-use crate::common::{text, vidapter};
+use crate::common::{text, vidapter, vidapter_in};
 
 /// Six 6-frame clips per split; class 1 brightens over time, class 0 darkens.
 fn dataset(root: &Path) {
@@ -458,4 +458,110 @@ workers = 2
         serde_json::from_str(&std::fs::read_to_string(run.join("fold2/eval_test.json")).unwrap())
             .unwrap();
     assert_eq!(e["clips"], 6, "{e}");
+}
+
+/// The path rule (issue 15): a TOML's relative paths are relative to its folder, a flag's to
+/// the working directory, and what a run records resolves from anywhere, so a checkpoint is
+/// all `predict` needs (the class file may be gone) wherever it is run from.
+#[test]
+fn relative_paths_mean_the_same_from_any_directory() {
+    let tmp = vidapter::util::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    dataset(&data);
+    config(&data, "st_adapter");
+    let elsewhere = tmp.path().join("a/b");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // Run from the parent of the config's folder, with a relative config and a relative --out.
+    let o = vidapter_in(
+        tmp.path(),
+        &[
+            "-q",
+            "train",
+            "data/st_adapter.toml",
+            "--epochs",
+            "1",
+            "--out",
+            "myruns/probe",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let run = tmp.path().join("myruns/probe");
+    assert!(run.join("best.safetensors").exists(), "{}", text(&o));
+    // Every path the run recorded is absolute.
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    for p in [
+        &stored["out"],
+        &stored["data"]["root"],
+        &stored["data"]["train"],
+        &stored["data"]["classes"],
+    ] {
+        assert!(Path::new(p.as_str().unwrap()).is_absolute(), "{stored}");
+    }
+    // predict from another directory, with a relative checkpoint and input, and without the
+    // class file the run was trained with: the checkpoint carries the class map.
+    std::fs::remove_file(data.join("classes.txt")).unwrap();
+    let o = vidapter_in(
+        &elsewhere,
+        &[
+            "-q",
+            "predict",
+            "--checkpoint",
+            "../../myruns/probe/best.safetensors",
+            "../../data/frames/test1",
+            "--timeline",
+            "32",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["classes"], serde_json::json!(["darker", "brighter"]));
+    // Probabilities with at most 6 decimals.
+    for p in out["predictions"][0]["probs"].as_array().unwrap() {
+        let s = p.to_string();
+        let decimals = s.split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 6, "{s}");
+    }
+    // A timeline longer than the clip is said, not silently shortened.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--timeline 32 is longer than the clip's 6 frames"),
+        "{err}"
+    );
+    assert!(
+        !out["predictions"][0]["warnings"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A bad value given on the command line is blamed on the command line, not on the file.
+#[test]
+fn override_errors_name_the_command_line() {
+    let tmp = vidapter::util::tempdir().unwrap();
+    dataset(tmp.path());
+    let cfg = config(tmp.path(), "st_adapter");
+    let o = vidapter(&["train", cfg.to_str().unwrap(), "--set", "train.lr=fast"]);
+    assert!(!o.status.success());
+    let err = text(&o);
+    assert!(
+        err.contains("command line `train.lr=fast`") && err.contains("field `train.lr`"),
+        "{err}"
+    );
+    let o = vidapter(&["train", cfg.to_str().unwrap(), "--epochs", "0"]);
+    assert!(
+        text(&o).contains("command line `train.epochs=0`"),
+        "{}",
+        text(&o)
+    );
+    // `data check` samples what the run config samples.
+    let o = vidapter(&["data", "check", cfg.to_str().unwrap(), "--split", "test"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("checking 4 frames per clip"),
+        "{}",
+        text(&o)
+    );
 }

@@ -163,6 +163,15 @@ pub fn vidapter(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs the built binary with `args` from the working directory `cwd`.
+pub fn vidapter_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vidapter"))
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
 /// A finished command's stdout followed by its stderr.
 pub fn text(o: &Output) -> String {
     format!(
