@@ -289,8 +289,11 @@ pub struct ExtractOptions {
     pub workers: usize,
     /// Entries per shard.
     pub shard_size: usize,
-    /// Stop at the first unreadable clip instead of leaving it out.
+    /// Stop at the first unreadable or damaged clip instead of leaving it out.
     pub strict: bool,
+    /// Store damaged clips (truncated videos, frame folders with a gap or a broken frame
+    /// file) with a warning naming each, instead of leaving them out (`train.allow_damaged`).
+    pub allow_damaged: bool,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -302,6 +305,7 @@ impl Default for ExtractOptions {
             workers: 2,
             shard_size: 64,
             strict: false,
+            allow_damaged: false,
             progress: false,
         }
     }
@@ -506,7 +510,10 @@ fn extract_chunk(
             shuffle: false,
             views,
             strict: opts.strict,
-            decode: Default::default(),
+            decode: crate::data::decode::DecodeOptions {
+                allow_damaged: opts.allow_damaged,
+                ..Default::default()
+            },
         };
         let mut batches =
             loader::epoch_with_order(entries.clone(), ids.to_vec(), spec.clone(), &cfg, epoch);
@@ -880,6 +887,7 @@ pub fn extract_run(
         batch_size: cfg.train.batch_size.max(1),
         workers: cfg.train.workers.max(1),
         strict: cfg.train.strict,
+        allow_damaged: cfg.train.allow_damaged,
         progress,
         ..Default::default()
     };

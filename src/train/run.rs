@@ -70,9 +70,13 @@ pub struct TrainSettings {
     /// Decode threads.
     #[serde(default = "d_workers")]
     pub workers: usize,
-    /// Stop at the first unreadable clip instead of skipping it.
+    /// Stop at the first unreadable or damaged clip instead of skipping it.
     #[serde(default)]
     pub strict: bool,
+    /// Use damaged clips (a truncated video, a frame folder with a gap or a broken frame
+    /// file) with a warning naming each, instead of skipping them (default off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_damaged: bool,
     /// Feature cache folder (`vidapter extract --config ... --out DIR`): side-branch methods
     /// train from its stored backbone levels instead of decoding clips and running the
     /// backbone; epoch `e` uses the cache's view `e mod views`. Refused when the cache was
@@ -101,6 +105,16 @@ fn d_wd() -> f64 {
 }
 fn d_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+impl TrainSettings {
+    /// The decoder settings these settings ask for (`allow_damaged`).
+    pub fn decode_options(&self) -> crate::data::decode::DecodeOptions {
+        crate::data::decode::DecodeOptions {
+            allow_damaged: self.allow_damaged,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for TrainSettings {
@@ -456,7 +470,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         shuffle: true,
         views: Views::Train,
         strict: s.strict,
-        decode: Default::default(),
+        decode: s.decode_options(),
     };
     let val_cfg = LoaderConfig {
         shuffle: false,
@@ -611,7 +625,11 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             // One line per epoch that stays (the bars clear themselves), in a terminal and in
             // a log alike.
             let val = record["val_uar"].as_f64().map_or(String::new(), |u| {
-                format!(", val UAR {:.1}%{}", u * 100.0, if improved { " (best)" } else { "" })
+                format!(
+                    ", val UAR {:.1}%{}",
+                    u * 100.0,
+                    if improved { " (best)" } else { "" }
+                )
             });
             eprintln!(
                 "epoch {}/{}: train loss {final_loss:.4}{val}, {:.1} s",

@@ -1,12 +1,12 @@
 //! The integration tests, one binary (each file a module) so that burn is linked once.
 
-mod common;
 mod backbone_parity;
 mod bench_torch;
 mod cache;
 mod cli;
 mod cli_data;
 mod cli_train;
+mod common;
 mod data_check;
 mod data_decode;
 mod data_formats;
