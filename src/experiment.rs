@@ -617,7 +617,8 @@ pub fn predict_with(
                     if s + w >= n {
                         break;
                     }
-                    s += stride;
+                    // A stride past the end ends with the window flush with the last frame.
+                    s = (s + stride).min(n - w);
                 }
                 let seg = Sampling::Segment { frames: t };
                 for &(a, _) in &windows {

@@ -55,6 +55,8 @@ pub const MAX_SIZE: usize = 4096;
 pub const MAX_WORKERS: usize = 256;
 /// Largest micro-batch (`train.batch_size`) and accumulation count (`train.accumulate`).
 pub const MAX_BATCH: usize = 65_536;
+/// Most bytes of f32 pixels one entry's clip (all test views) may take.
+pub const MAX_CLIP_BYTES: u128 = 8_000_000_000;
 /// Most epochs (`train.epochs`).
 pub const MAX_EPOCHS: usize = 1_000_000;
 /// Largest stride between sampled frames (`sampling.interval`).
@@ -433,6 +435,24 @@ impl RunConfig {
                     "{size} is not a positive multiple of the backbone's {patch}-pixel patch \
                      (e.g. {})",
                     (size / patch).max(1) * patch
+                ),
+            ));
+        }
+        // One entry's pixels at test time (every view), as f32: bounded so that no setting
+        // makes memory grow without bound before the first clip is seen.
+        let views = self.eval.temporal_views * self.eval.spatial_views;
+        let bytes = (self.sampling.frames() as u128) * (size as u128).pow(2) * 12 * views as u128;
+        if bytes > MAX_CLIP_BYTES {
+            return Err(Error::config(
+                path,
+                "sampling.frames",
+                format!(
+                    "{} frames of {size}x{size} pixels in {views} test view(s) are {:.1} GB of \
+                     f32 pixels per clip; the limit is {} GB (fewer frames, a smaller \
+                     spatial.size or fewer views)",
+                    self.sampling.frames(),
+                    bytes as f64 / 1e9,
+                    MAX_CLIP_BYTES / 1_000_000_000
                 ),
             ));
         }
