@@ -29,9 +29,13 @@
 //!
 //! Extraction ([`extract`]) writes every shard atomically and rewrites the index after each
 //! one, so an interrupted extraction resumes: shards the index lists are kept when their
-//! SHA-256 still matches, and re-extracted (with a warning) when it does not. Opening a cache
-//! for training checks the key and the shards' structure, not their checksums (hashing a
-//! dataset-sized cache at every run would cost minutes); run the extraction again to verify.
+//! SHA-256 still matches, and re-extracted (with a warning) when it does not. Every shard also
+//! carries the SHA-256 of each of its tensors (header entry `vidapter_sha256`): opening a cache
+//! checks the key, the shards' structure and the labels' checksums, and each level tensor is
+//! checked on its first read in a process (so a run hashes the cache once, during its first
+//! epoch, not at every epoch); a damaged tensor is an error naming the shard and the tensor.
+//! Shards written before these checksums still open, with a warning that they cannot be
+//! verified.
 //! The entry hash covers the sources' paths, so a moved dataset needs a new cache.
 
 use std::collections::{BTreeMap, HashMap};
@@ -289,8 +293,11 @@ pub struct ExtractOptions {
     pub workers: usize,
     /// Entries per shard.
     pub shard_size: usize,
-    /// Stop at the first unreadable clip instead of leaving it out.
+    /// Stop at the first unreadable or damaged clip instead of leaving it out.
     pub strict: bool,
+    /// Store damaged clips (truncated videos, frame folders with a gap or a broken frame
+    /// file) with a warning naming each, instead of leaving them out (`train.allow_damaged`).
+    pub allow_damaged: bool,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -302,6 +309,7 @@ impl Default for ExtractOptions {
             workers: 2,
             shard_size: 64,
             strict: false,
+            allow_damaged: false,
             progress: false,
         }
     }
@@ -506,7 +514,10 @@ fn extract_chunk(
             shuffle: false,
             views,
             strict: opts.strict,
-            decode: Default::default(),
+            decode: crate::data::decode::DecodeOptions {
+                allow_damaged: opts.allow_damaged,
+                ..Default::default()
+            },
         };
         let mut batches =
             loader::epoch_with_order(entries.clone(), ids.to_vec(), spec.clone(), &cfg, epoch);
@@ -574,7 +585,15 @@ fn extract_chunk(
             (name.clone(), view)
         })
         .collect();
-    let bytes = safetensors::serialize(views, None)
+    let sums: BTreeMap<&str, String> = tensors
+        .iter()
+        .map(|(name, (_, bytes, _))| (name.as_str(), hex(&Sha256::digest(bytes))))
+        .collect();
+    let meta = HashMap::from([(
+        CHECKSUMS.to_string(),
+        serde_json::to_string(&sums).expect("checksums serialise"),
+    )]);
+    let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::Input(format!("cannot serialise a cache shard: {e}")))?;
     Ok((bytes, stored, problems))
 }
@@ -595,12 +614,19 @@ fn encode(values: &[f32], dtype: CacheDtype) -> (safetensors::Dtype, Vec<u8>) {
     }
 }
 
+/// The shard header entry holding each tensor's SHA-256 (JSON object: name -> hex digest).
+pub const CHECKSUMS: &str = "vidapter_sha256";
+
 /// An opened, complete cache: levels and labels of stored clips by entry index.
 pub struct FeatureCache {
     dir: PathBuf,
     index: CacheIndex,
     /// One store per shard, in index order.
     shards: Vec<WeightStore>,
+    /// Per shard: each tensor's SHA-256 (`None`: a shard written before checksums).
+    sums: Vec<Option<HashMap<String, String>>>,
+    /// Level tensors already verified in this process (each is hashed on its first read).
+    verified: std::collections::HashSet<String>,
     /// Entry index -> position in `shards`.
     shard_of: HashMap<usize, usize>,
     /// `[T, 1+N, C]` of every stored level tensor.
@@ -645,15 +671,27 @@ impl FeatureCache {
             )));
         }
         let mut shards = Vec::with_capacity(index.shards.len());
+        let mut sums = Vec::with_capacity(index.shards.len());
         let mut shard_of = HashMap::new();
         let mut labels = HashMap::new();
+        let mut unverified = 0;
         for (s, rec) in index.shards.iter().enumerate() {
             let path = dir.join(&rec.file);
             for &id in &rec.entries {
                 shard_of.insert(id, s);
             }
-            labels.extend(read_labels(&path, &rec.entries)?);
+            let (shard_labels, shard_sums) = read_labels(&path, &rec.entries)?;
+            labels.extend(shard_labels);
+            unverified += usize::from(shard_sums.is_none());
+            sums.push(shard_sums);
             shards.push(WeightStore::open_unmapped(&path)?);
+        }
+        if unverified > 0 {
+            tracing::warn!(
+                "{}: {unverified} shard(s) written before shards carried tensor checksums; \
+                 their tensors cannot be verified (extract the cache again to add them)",
+                dir.display()
+            );
         }
         let t = index.key.sampling.frames();
         let shape = shards
@@ -671,6 +709,8 @@ impl FeatureCache {
         Ok(FeatureCache {
             dir: dir.to_path_buf(),
             shards,
+            sums,
+            verified: Default::default(),
             shard_of,
             shape: [shape[0], shape[1], shape[2]],
             read,
@@ -737,11 +777,11 @@ impl FeatureCache {
         for lv in levels {
             let mut values = Vec::with_capacity(ids.len() * t * tokens * c);
             for &id in ids {
+                let name = format!("clip.{id}.view.{view}.levels.{lv}");
                 let store = self.store(id)?;
-                values.extend(store.take(
-                    &format!("clip.{id}.view.{view}.levels.{lv}"),
-                    &[t, tokens, c],
-                )?);
+                let got = store.take(&name, &[t, tokens, c])?;
+                self.verify(id, &name, &got)?;
+                values.extend(got);
             }
             out.push(Tensor::from_data(
                 TensorData::new(values, [ids.len() * t, tokens, c]),
@@ -751,20 +791,70 @@ impl FeatureCache {
         Ok(out)
     }
 
+    /// Checks level tensor `name` of entry `id` (its `values` as read) against its shard's
+    /// checksum, on its first read in this process. The stored bytes are the values encoded in
+    /// the cache's dtype, which decoding and encoding again reproduce exactly.
+    fn verify(&mut self, id: usize, name: &str, values: &[f32]) -> Result<()> {
+        if self.verified.contains(name) {
+            return Ok(());
+        }
+        let s = self.shard_of[&id];
+        if let Some(sums) = &self.sums[s] {
+            let path = self.dir.join(&self.index.shards[s].file);
+            let want = sums.get(name).ok_or_else(|| {
+                Error::format(
+                    &path,
+                    format!("tensor `{name}` has no checksum in the header: the file was altered"),
+                )
+            })?;
+            let (_, bytes) = encode(values, self.index.key.dtype);
+            let got = hex(&Sha256::digest(&bytes));
+            if &got != want {
+                return Err(Error::format(
+                    &path,
+                    format!(
+                        "tensor `{name}` is damaged: its bytes hash to {}, the shard recorded \
+                         {}; run `vidapter extract` again (it re-extracts damaged shards)",
+                        &got[..16],
+                        &want[..want.len().min(16)]
+                    ),
+                ));
+            }
+        }
+        self.verified.insert(name.to_string());
+        Ok(())
+    }
+
     /// Frames per clip (`T`).
     pub fn frames(&self) -> usize {
         self.shape[0]
     }
 }
 
-/// The `clip.{i}.label` tensors (i64 `[L]`) of `ids` in the shard at `path`.
-fn read_labels(path: &Path, ids: &[usize]) -> Result<HashMap<usize, Vec<usize>>> {
+/// Per-tensor checksums of a shard, and the labels read from it.
+type ShardSums = Option<HashMap<String, String>>;
+
+/// The `clip.{i}.label` tensors (i64 `[L]`) of `ids` in the shard at `path` (each checked
+/// against its checksum), and the shard's per-tensor checksums (`None` for a shard written
+/// before them).
+fn read_labels(path: &Path, ids: &[usize]) -> Result<(HashMap<usize, Vec<usize>>, ShardSums)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     // SAFETY: read-only map of a shard nobody writes while it is open (extraction replaces
     // shards by renaming, which leaves this map's file intact).
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
     let st = safetensors::SafeTensors::deserialize(&map)
         .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&map)
+        .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+    let sums: ShardSums = match header.metadata().as_ref().and_then(|m| m.get(CHECKSUMS)) {
+        Some(json) => Some(serde_json::from_str(json).map_err(|e| {
+            Error::format(
+                path,
+                format!("the `{CHECKSUMS}` header entry is not a JSON object of digests: {e}"),
+            )
+        })?),
+        None => None,
+    };
     let mut out = HashMap::new();
     for &id in ids {
         let name = format!("clip.{id}.label");
@@ -784,6 +874,17 @@ fn read_labels(path: &Path, ids: &[usize]) -> Result<HashMap<usize, Vec<usize>>>
                 ),
             ));
         }
+        if let Some(sums) = &sums
+            && sums.get(&name) != Some(&hex(&Sha256::digest(view.data())))
+        {
+            return Err(Error::format(
+                path,
+                format!(
+                    "tensor `{name}` is damaged (its bytes do not match the shard's checksum); \
+                     run `vidapter extract` again (it re-extracts damaged shards)"
+                ),
+            ));
+        }
         let labels = view
             .data()
             .chunks_exact(8)
@@ -791,7 +892,7 @@ fn read_labels(path: &Path, ids: &[usize]) -> Result<HashMap<usize, Vec<usize>>>
             .collect();
         out.insert(id, labels);
     }
-    Ok(out)
+    Ok((out, sums))
 }
 
 /// The readable entries of `split` of a run config's dataset (unreadable ones are logged and
@@ -880,6 +981,7 @@ pub fn extract_run(
         batch_size: cfg.train.batch_size.max(1),
         workers: cfg.train.workers.max(1),
         strict: cfg.train.strict,
+        allow_damaged: cfg.train.allow_damaged,
         progress,
         ..Default::default()
     };

@@ -55,9 +55,7 @@ fn prepare_with(
     device: &Device,
 ) -> Result<Prepared> {
     let backbone = Backbone::load(&cfg.backbone, device)?;
-    cfg.method
-        .validate_for(&backbone.config)
-        .map_err(|(field, reason)| Error::config(config_path, format!("method.{field}"), reason))?;
+    cfg.check_for_backbone(&backbone.config, config_path)?;
     let files = checkpoint::weight_files(&backbone.files.weights)?;
     let c = &backbone.config;
     let backbone_id = BackboneId::of(
@@ -326,7 +324,7 @@ fn evaluate_with(
             spatial: cfg.eval.spatial_views,
         },
         strict: cfg.train.strict,
-        decode: DecodeOptions::default(),
+        decode: cfg.train.decode_options(),
     };
     let bar = crate::util::progress_bar(
         entries.len() as u64,
@@ -540,7 +538,8 @@ pub struct Prediction {
     pub timeline: Vec<WindowPrediction>,
     /// Why the video could not be read (then `probs` is empty).
     pub error: Option<String>,
-    /// What the user should know about how this input was read (printed on stderr too).
+    /// What the user should know about how this input was read: a damaged input used
+    /// because the caller allowed it, a timeline longer than the clip (printed on stderr too).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -565,11 +564,32 @@ fn crop_frame(f: &Frame, [x, y, w, h]: [usize; 4]) -> std::result::Result<Frame,
 }
 
 /// Class probabilities for each of `inputs` (video files or frame folders), and optionally a
-/// timeline of windows. An unreadable input is reported in its row, not fatal.
+/// timeline of windows. An unreadable or damaged input is reported in its row, not fatal.
 pub fn predict(
     checkpoint: &Path,
     inputs: &[PathBuf],
     opts: &PredictOptions,
+    progress: bool,
+    device: &Device,
+) -> Result<(Vec<Prediction>, ClassMap)> {
+    predict_with(
+        checkpoint,
+        inputs,
+        opts,
+        &DecodeOptions::default(),
+        progress,
+        device,
+    )
+}
+
+/// [`predict`] with decoder settings: with [`DecodeOptions::allow_damaged`] a damaged input
+/// (truncated video, gapped or broken frame folder) is classified from the frames that
+/// decode, and its row's `warnings` say so; without, it is an error row.
+pub fn predict_with(
+    checkpoint: &Path,
+    inputs: &[PathBuf],
+    opts: &PredictOptions,
+    decode_opts: &DecodeOptions,
     progress: bool,
     device: &Device,
 ) -> Result<(Vec<Prediction>, ClassMap)> {
@@ -621,7 +641,8 @@ pub fn predict(
                     if s + w >= n {
                         break;
                     }
-                    s += stride;
+                    // A stride past the end ends with the window flush with the last frame.
+                    s = (s + stride).min(n - w);
                 }
                 let seg = Sampling::Segment { frames: t };
                 for &(a, _) in &windows {
@@ -634,8 +655,15 @@ pub fn predict(
             }
             idx
         };
-        let decoded = decode(&source, &mut select, &DecodeOptions::default());
+        let decoded = decode(&source, &mut select, decode_opts);
         let result = decoded.map_err(|e| e.to_string()).and_then(|d| {
+            if d.info.decode_errors > 0 {
+                let w = format!(
+                    "damaged, used anyway (--allow-damaged): {}",
+                    d.info.damage()
+                );
+                warnings.push(w);
+            }
             let frames = match opts.crop {
                 Some(b) => d
                     .frames

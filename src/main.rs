@@ -114,8 +114,8 @@ enum Command {
         /// Split to test: train, val or test.
         #[arg(long, default_value = "test")]
         split: String,
-        /// Temporal views (default: the run config's).
-        #[arg(long)]
+        /// Temporal views (default: the run config's; 1 to 64, as in the run config).
+        #[arg(long, value_parser = temporal_views)]
         temporal_views: Option<usize>,
         /// Spatial views, 1 or 3 (default: the run config's).
         #[arg(long)]
@@ -132,12 +132,17 @@ enum Command {
         /// Videos or frame folders.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
-        /// Also predict per window of N frames along each video.
-        #[arg(long, value_name = "N")]
+        /// Also predict per window of N frames along each video (at least 1).
+        #[arg(long, value_name = "N", value_parser = at_least_one)]
         timeline: Option<usize>,
-        /// Frames between window starts (default: half a window).
-        #[arg(long)]
+        /// Frames between window starts (default: half a window; at least 1).
+        #[arg(long, value_parser = at_least_one)]
         stride: Option<usize>,
+        /// Classify damaged inputs (a truncated video, a frame folder with a gap or a broken
+        /// frame file) from the frames that decode, with a warning naming each, instead of
+        /// reporting them as errors.
+        #[arg(long)]
+        allow_damaged: bool,
         /// Crop every frame to X,Y,W,H first (e.g. a face box), e.g. `--crop 120,40,224,224`.
         #[arg(long, value_delimiter = ',')]
         crop: Option<Vec<usize>>,
@@ -258,10 +263,10 @@ enum DataWhat {
         split: String,
         /// Clip length the run will sample; shorter clips are listed as too short (default:
         /// the config's `sampling.frames` when it is a run config, else 8).
-        #[arg(long)]
+        #[arg(long, value_parser = clip_frames)]
         frames: Option<usize>,
-        /// Decode threads (default: all cores).
-        #[arg(long)]
+        /// Decode threads (default: all cores; at most 256).
+        #[arg(long, value_parser = workers)]
         workers: Option<usize>,
         /// Where to write the tab-separated bad-entry list (default: bad_entries.tsv beside
         /// the config).
@@ -613,6 +618,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeline,
             stride,
             crop,
+            allow_damaged,
             format,
             out,
         } => {
@@ -629,8 +635,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stride,
                 crop,
             };
-            let (preds, classes) =
-                experiment::predict(&checkpoint, &inputs, &opts, !cli.quiet, &device)?;
+            let decode = vidapter::data::decode::DecodeOptions {
+                allow_damaged,
+                ..Default::default()
+            };
+            let (preds, classes) = experiment::predict_with(
+                &checkpoint,
+                &inputs,
+                &opts,
+                &decode,
+                !cli.quiet,
+                &device,
+            )?;
             for p in &preds {
                 for w in &p.warnings {
                     eprintln!("warning: {}: {w}", p.path.display());
@@ -1102,11 +1118,32 @@ fn data_check(
     let workers = workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    let bad_list = bad_list.unwrap_or_else(|| {
+        config
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("bad_entries.tsv")
+    });
     let mut reports = Vec::new();
     for s in splits {
-        let dataset = cfg
-            .load(s)
-            .with_context(|| format!("reading the {s} split of {}", config.display()))?;
+        let dataset = match cfg.load(s) {
+            Ok(d) => d,
+            Err(e) => {
+                // The splits already checked keep their findings: write them before failing.
+                if !reports.is_empty() {
+                    let done = report::merge(&reports);
+                    check::write_bad_list(&done, &bad_list)?;
+                    eprintln!(
+                        "{} entr{} of the splits checked before listed in {}",
+                        done.findings.len(),
+                        if done.findings.len() == 1 { "y" } else { "ies" },
+                        bad_list.display()
+                    );
+                }
+                return Err(anyhow::Error::new(e)
+                    .context(format!("reading the {s} split of {}", config.display())));
+            }
+        };
         let r = check::check(&dataset, frames, workers, &DecodeOptions::default(), !quiet);
         print!("{}", report::render(s, &dataset, &r, 10));
         if s == Split::Val && cfg.val_is_holdout() {
@@ -1119,12 +1156,6 @@ fn data_check(
         reports.push(r);
     }
     let all = report::merge(&reports);
-    let bad_list = bad_list.unwrap_or_else(|| {
-        config
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join("bad_entries.tsv")
-    });
     check::write_bad_list(&all, &bad_list)?;
     println!(
         "{} of {} entries clean; {} listed in {}",
@@ -1132,6 +1163,12 @@ fn data_check(
         all.entries,
         all.findings.len(),
         bad_list.display()
+    );
+    println!(
+        "decoded {} clips in {:.1} s ({:.1} clips/s on {workers} worker(s))",
+        all.entries,
+        all.seconds,
+        all.entries as f64 / all.seconds.max(1e-9)
     );
     if strict && !all.findings.is_empty() {
         eprintln!(
@@ -1142,6 +1179,41 @@ fn data_check(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A count flag that must be at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    in_range(s, 1, usize::MAX)
+}
+
+/// `--temporal-views`: the run config's range.
+fn temporal_views(s: &str) -> Result<usize, String> {
+    in_range(s, 1, vidapter::train::config::MAX_TEMPORAL_VIEWS)
+}
+
+/// `data check --frames`: the run config's range of `sampling.frames`.
+fn clip_frames(s: &str) -> Result<usize, String> {
+    in_range(s, 1, vidapter::train::config::MAX_FRAMES)
+}
+
+/// Decode threads.
+fn workers(s: &str) -> Result<usize, String> {
+    in_range(s, 1, vidapter::train::config::MAX_WORKERS)
+}
+
+fn in_range(s: &str, lo: usize, hi: usize) -> Result<usize, String> {
+    let v: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if v < lo || v > hi {
+        return Err(if hi == usize::MAX {
+            format!("{v} is too small: it must be at least {lo}")
+        } else {
+            format!("{v} is outside the allowed range {lo}..={hi}")
+        });
+    }
+    Ok(v)
 }
 
 /// `KEY=VALUE` pairs of `--set`, plus the shortcut flags.

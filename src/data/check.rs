@@ -3,8 +3,12 @@
 //! every entry), plus the annotation's own problems (malformed lines, unknown labels,
 //! missing paths), and a class histogram.
 //!
-//! Decoding here converts no frame to RGB (the selection is empty); it only counts what
-//! decodes and what the decoder complained about.
+//! The rule (the same as the loader's, `predict`'s and the feature cache's): a clip is clean
+//! only if every frame it could use decodes. Videos are decoded to the end (no frame is
+//! converted to RGB: the selection is empty); every frame image of a folder is decoded
+//! ([`DecodeOptions::verify_frames`]), and a gap in a folder's numbering is reported. Damage
+//! is looked at with [`DecodeOptions::allow_damaged`] on, so that it is described (how many
+//! frames decode, FFmpeg's words, the frame file at fault) rather than just refused.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,7 +32,8 @@ pub enum Verdict {
     Unreadable,
     /// Opens, but no frame decodes.
     ZeroFrames,
-    /// Decodes with errors (typically a truncated download).
+    /// Decodes with errors: a truncated download, corrupt packets, a frame image that is cut
+    /// off or does not decode, a gap in a frame folder's numbering. The loader skips it.
     Truncated,
     /// Fewer frames than a clip needs (it will repeat its last frame).
     TooShort,
@@ -56,6 +61,8 @@ pub struct CheckReport {
     pub histogram: BTreeMap<String, usize>,
     /// Shortest and longest decoded clip, in frames.
     pub frames_range: Option<(usize, usize)>,
+    /// Wall-clock seconds the decoding took (for the clips/s `data check` prints).
+    pub seconds: f64,
 }
 
 impl CheckReport {
@@ -82,22 +89,9 @@ fn classify(
         Ok(d) => {
             let n = d.info.decoded_frames;
             let finding = if d.info.decode_errors > 0 {
-                let detail = d
-                    .info
-                    .messages
-                    .first()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default();
                 Some(Finding {
                     verdict: Verdict::Truncated,
-                    problem: problem(format!(
-                        "{} decode error(s), {n} frame(s) decoded{}{detail}",
-                        d.info.decode_errors,
-                        d.info
-                            .header_frames
-                            .map(|h| format!(" of {h} the header states"))
-                            .unwrap_or_default()
-                    )),
+                    problem: problem(d.info.damage()),
                 })
             } else if n < min_frames {
                 Some(Finding {
@@ -139,6 +133,12 @@ pub fn check(
     opts: &DecodeOptions,
     progress: bool,
 ) -> CheckReport {
+    let began = std::time::Instant::now();
+    let opts = &DecodeOptions {
+        allow_damaged: true,
+        verify_frames: true,
+        ..opts.clone()
+    };
     let entries = Arc::new(dataset.entries.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let bar = if progress {
@@ -210,6 +210,7 @@ pub fn check(
         findings,
         histogram,
         frames_range: range,
+        seconds: began.elapsed().as_secs_f64(),
     }
 }
 

@@ -7,8 +7,11 @@
 //! `(seed, epoch, entry index)`. The consumer reads batch `k` from worker `k mod W`'s own
 //! bounded channel, so batches arrive in order and at most `W * prefetch` are in memory.
 //!
-//! A clip that cannot be read is reported as a [`Problem`] and left out of its batch
-//! (the batch is smaller), or ends the epoch with an error in strict mode.
+//! A clip that cannot be read, or that is damaged (a truncated video, a gap or a broken frame
+//! file in a frame folder: a clip is clean only if every frame it could use decodes), is
+//! reported as a [`Problem`] and left out of its batch (the batch is smaller), or ends the
+//! epoch with an error in strict mode. With [`DecodeOptions::allow_damaged`] (`train.
+//! allow_damaged`) a damaged clip is used instead, with a warning naming it.
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -141,6 +144,18 @@ pub fn load_clip(
         line: entry.origin.as_ref().map(|o| o.1),
         ..Problem::from(e)
     })?;
+    if decoded.info.decode_errors > 0 {
+        // Only reachable with `allow_damaged` (the user opted in): used, but never silently.
+        let line = entry
+            .origin
+            .as_ref()
+            .map_or(String::new(), |o| format!(" (line {})", o.1));
+        tracing::warn!(
+            "using damaged clip {}{line} (allow_damaged is on): {}",
+            entry.source.path().display(),
+            decoded.info.damage()
+        );
+    }
     let mut out =
         Vec::with_capacity(view_list.len() * t * 3 * spec.spatial.size * spec.spatial.size);
     for (v, (_, space)) in view_list.iter().enumerate() {

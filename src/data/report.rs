@@ -101,9 +101,11 @@ pub fn merge(reports: &[CheckReport]) -> CheckReport {
         findings: Vec::new(),
         histogram: Default::default(),
         frames_range: None,
+        seconds: 0.0,
     };
     for r in reports {
         merged.entries += r.entries;
+        merged.seconds += r.seconds;
         merged.clean += r.clean;
         for f in &r.findings {
             if !findings
@@ -153,6 +155,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect::<BTreeMap<_, _>>(),
             frames_range: Some((3, 30)),
+            seconds: 1.0,
         }
     }
 

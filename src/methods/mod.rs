@@ -150,6 +150,9 @@ pub enum MethodConfig {
     Evl(EvlConfig),
 }
 
+/// Largest width a method's own layers may have (bottleneck, branch width, q/k/v width).
+pub const MAX_WIDTH: usize = 16_384;
+
 /// The two families of methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,6 +201,7 @@ impl MethodConfig {
     /// Checks every field against a backbone of `blocks` blocks; the error names the field
     /// (relative to `[method]`) and what is allowed.
     pub fn validate(&self, blocks: usize) -> Result<(), (String, String)> {
+        self.validate_sizes()?;
         let dropout = self.dropout();
         if !(0.0..1.0).contains(&dropout) {
             return Err(("dropout".into(), format!("{dropout} is not in [0, 1)")));
@@ -237,6 +241,62 @@ impl MethodConfig {
                     "backbone_lr_scale".into(),
                     format!("{} must be >= 0", c.backbone_lr_scale),
                 ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Upper bounds of the size fields, so that no setting allocates without bound: widths
+    /// (bottleneck, width, qkv_dim) at most [`MAX_WIDTH`], kernel sides at most 15,
+    /// dilations at most 64 (8 of them), frames at most 1,024, grid pooling at most 64, MLP
+    /// factor at most 16, heads at most the width.
+    fn validate_sizes(&self) -> Result<(), (String, String)> {
+        let over = |field: &str, v: usize, max: usize| -> Result<(), (String, String)> {
+            if v > max {
+                Err((field.into(), format!("{v} is more than the maximum, {max}")))
+            } else {
+                Ok(())
+            }
+        };
+        let adapter = |bottleneck: usize, kernel: [usize; 3], dilations: &[usize]| {
+            over("bottleneck", bottleneck, MAX_WIDTH)?;
+            for k in kernel {
+                over("kernel", k, 15)?;
+            }
+            over("dilations", dilations.len(), 8)?;
+            for &d in dilations {
+                over("dilations", d, 64)?;
+            }
+            Ok(())
+        };
+        match self {
+            MethodConfig::FeAdapter(c) => adapter(c.bottleneck, c.kernel, &c.dilations),
+            MethodConfig::StAdapter(c) => adapter(c.bottleneck, c.kernel, &[1]),
+            MethodConfig::MAdapter(c) => {
+                over("width", c.width, MAX_WIDTH)?;
+                over("frames", c.frames, 1024)?;
+                over("grid_pool", c.grid_pool, 64)?;
+                if let Some(h) = c.heads {
+                    over("heads", h, c.width.max(1))?;
+                }
+                Ok(())
+            }
+            MethodConfig::Evl(c) => {
+                over("levels", c.levels, 4096)?;
+                over("frames", c.frames, 1024)?;
+                if let Some(q) = c.qkv_dim {
+                    over("qkv_dim", q, MAX_WIDTH)?;
+                }
+                if let Some(h) = c.heads {
+                    over("heads", h, c.qkv_dim.unwrap_or(MAX_WIDTH))?;
+                }
+                if c.mlp_factor > 16.0 {
+                    return Err((
+                        "mlp_factor".into(),
+                        format!("{} is more than the maximum, 16", c.mlp_factor),
+                    ));
+                }
+                Ok(())
             }
             _ => Ok(()),
         }

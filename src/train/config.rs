@@ -37,11 +37,30 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::run::TrainSettings;
+use crate::backbone::VitConfig;
 use crate::data::config::DatasetConfig;
 use crate::data::sampling::Sampling;
 use crate::data::transform::SpatialConfig;
 use crate::error::{Error, Result};
 use crate::methods::MethodConfig;
+
+/// Most frames a clip may have (`sampling.frames`, `data check --frames`): a clip of this
+/// many 224x224 frames already holds 600 MB of f32 pixels before the backbone runs.
+pub const MAX_FRAMES: usize = 1024;
+/// Most temporal views at test time (`eval.temporal_views`, `eval --temporal-views`).
+pub const MAX_TEMPORAL_VIEWS: usize = 64;
+/// Largest input side (`spatial.size`, `spatial.short_side`), in pixels.
+pub const MAX_SIZE: usize = 4096;
+/// Most decode threads (`train.workers`, `data check --workers`).
+pub const MAX_WORKERS: usize = 256;
+/// Largest micro-batch (`train.batch_size`) and accumulation count (`train.accumulate`).
+pub const MAX_BATCH: usize = 65_536;
+/// Most bytes of f32 pixels one entry's clip (all test views) may take.
+pub const MAX_CLIP_BYTES: u128 = 8_000_000_000;
+/// Most epochs (`train.epochs`).
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// Largest stride between sampled frames (`sampling.interval`).
+pub const MAX_INTERVAL: usize = 1024;
 
 /// Spatial settings as written in a run config; unset fields come from the backbone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -320,17 +339,128 @@ impl RunConfig {
 
     fn check(&self, path: &Path) -> Result<()> {
         let t = &self.train;
-        let positive = [
-            ("train.epochs", t.epochs),
-            ("train.batch_size", t.batch_size),
-            ("train.accumulate", t.accumulate),
-            ("sampling.frames", self.sampling.frames()),
-            ("eval.temporal_views", self.eval.temporal_views),
+        let counts = [
+            ("train.epochs", t.epochs, MAX_EPOCHS),
+            ("train.batch_size", t.batch_size, MAX_BATCH),
+            ("train.accumulate", t.accumulate, MAX_BATCH),
+            ("train.workers", t.workers, MAX_WORKERS),
+            ("sampling.frames", self.sampling.frames(), MAX_FRAMES),
+            (
+                "eval.temporal_views",
+                self.eval.temporal_views,
+                MAX_TEMPORAL_VIEWS,
+            ),
         ];
-        for (field, v) in positive {
+        for (field, v, max) in counts {
             if v == 0 {
                 return Err(Error::config(path, field, "must be at least 1"));
             }
+            if v > max {
+                return Err(Error::config(
+                    path,
+                    field,
+                    format!("{v} is more than the maximum, {max}"),
+                ));
+            }
+        }
+        if let Sampling::Interval { interval, .. } = self.sampling
+            && !(1..=MAX_INTERVAL).contains(&interval)
+        {
+            return Err(Error::config(
+                path,
+                "sampling.interval",
+                format!("{interval} is outside 1..={MAX_INTERVAL}"),
+            ));
+        }
+        let sp = &self.spatial;
+        for (field, v) in [
+            ("spatial.size", sp.size),
+            ("spatial.short_side", sp.short_side),
+        ] {
+            if let Some(v) = v
+                && !(1..=MAX_SIZE).contains(&v)
+            {
+                return Err(Error::config(
+                    path,
+                    field,
+                    format!("{v} is outside 1..={MAX_SIZE} pixels"),
+                ));
+            }
+        }
+        if let (Some(size), Some(short)) = (sp.size, sp.short_side)
+            && short < size
+        {
+            return Err(Error::config(
+                path,
+                "spatial.short_side",
+                format!("{short} is smaller than spatial.size ({size}): the crop would not fit"),
+            ));
+        }
+        for (field, range, lo_open) in [
+            ("spatial.area", sp.area, true),
+            ("spatial.ratio", sp.ratio, true),
+        ] {
+            if let Some([a, b]) = range {
+                let bad = !(a.is_finite() && b.is_finite())
+                    || (lo_open && a <= 0.0)
+                    || a > b
+                    || (field == "spatial.area" && b > 1.0)
+                    || (field == "spatial.ratio" && b > 100.0);
+                if bad {
+                    return Err(Error::config(
+                        path,
+                        field,
+                        format!(
+                            "[{a}, {b}]: expected [low, high] with 0 < low <= high{}",
+                            if field == "spatial.area" {
+                                " <= 1 (fractions of the frame)"
+                            } else {
+                                " <= 100"
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(m) = sp.mean
+            && m.iter().any(|v| !v.is_finite())
+        {
+            return Err(Error::config(
+                path,
+                "spatial.mean",
+                format!("{m:?}: every value must be a finite number"),
+            ));
+        }
+        if let Some(sd) = sp.std
+            && sd.iter().any(|v| !(v.is_finite() && *v > 0.0))
+        {
+            return Err(Error::config(
+                path,
+                "spatial.std",
+                format!("{sd:?}: every value must be a positive finite number"),
+            ));
+        }
+        let non_negative = [
+            ("train.min_lr", t.min_lr),
+            ("train.warmup_epochs", t.warmup_epochs),
+            ("train.weight_decay", t.weight_decay),
+            ("train.clip_grad_norm", t.clip_grad_norm),
+        ];
+        for (field, v) in non_negative {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(Error::config(
+                    path,
+                    field,
+                    format!("{v} must be a finite number >= 0"),
+                ));
+            }
+        }
+        if t.min_lr > t.lr {
+            return Err(Error::config(
+                path,
+                "train.min_lr",
+                format!("{} is above train.lr ({})", t.min_lr, t.lr),
+            ));
         }
         if !matches!(self.eval.spatial_views, 1 | 3) {
             return Err(Error::config(
@@ -357,6 +487,46 @@ impl RunConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The checks that need the backbone: the input side (`spatial.size`, default the
+    /// backbone's) must be a whole number of patches, at least one; the method's fields are
+    /// checked against its blocks and width. Errors name the field.
+    pub fn check_for_backbone(&self, backbone: &VitConfig, path: &Path) -> Result<()> {
+        let patch = backbone.patch_size.max(1);
+        let size = self.spatial.size.unwrap_or(backbone.image_size);
+        if size < patch || !size.is_multiple_of(patch) {
+            return Err(Error::config(
+                path,
+                "spatial.size",
+                format!(
+                    "{size} is not a positive multiple of the backbone's {patch}-pixel patch \
+                     (e.g. {})",
+                    (size / patch).max(1) * patch
+                ),
+            ));
+        }
+        // One entry's pixels at test time (every view), as f32: bounded so that no setting
+        // makes memory grow without bound before the first clip is seen.
+        let views = self.eval.temporal_views * self.eval.spatial_views;
+        let bytes = (self.sampling.frames() as u128) * (size as u128).pow(2) * 12 * views as u128;
+        if bytes > MAX_CLIP_BYTES {
+            return Err(Error::config(
+                path,
+                "sampling.frames",
+                format!(
+                    "{} frames of {size}x{size} pixels in {views} test view(s) are {:.1} GB of \
+                     f32 pixels per clip; the limit is {} GB (fewer frames, a smaller \
+                     spatial.size or fewer views)",
+                    self.sampling.frames(),
+                    bytes as f64 / 1e9,
+                    MAX_CLIP_BYTES / 1_000_000_000
+                ),
+            ));
+        }
+        self.method
+            .validate_for(backbone)
+            .map_err(|(field, reason)| Error::config(path, format!("method.{field}"), reason))
     }
 
     /// The config as JSON (stored in checkpoints so `eval` and `predict` can rebuild the run).

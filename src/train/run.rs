@@ -70,9 +70,13 @@ pub struct TrainSettings {
     /// Decode threads.
     #[serde(default = "d_workers")]
     pub workers: usize,
-    /// Stop at the first unreadable clip instead of skipping it.
+    /// Stop at the first unreadable or damaged clip instead of skipping it.
     #[serde(default)]
     pub strict: bool,
+    /// Use damaged clips (a truncated video, a frame folder with a gap or a broken frame
+    /// file) with a warning naming each, instead of skipping them (default off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_damaged: bool,
     /// Feature cache folder (`vidapter extract --config ... --out DIR`): side-branch methods
     /// train from its stored backbone levels instead of decoding clips and running the
     /// backbone; epoch `e` uses the cache's view `e mod views`. Refused when the cache was
@@ -103,10 +107,52 @@ fn d_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
+impl TrainSettings {
+    /// The decoder settings these settings ask for (`allow_damaged`).
+    pub fn decode_options(&self) -> crate::data::decode::DecodeOptions {
+        crate::data::decode::DecodeOptions {
+            allow_damaged: self.allow_damaged,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for TrainSettings {
     fn default() -> Self {
         toml::from_str("").expect("every field has a default")
     }
+}
+
+/// The first 12 hex digits of a digest, for messages.
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// Drops from the `metrics.jsonl` at `path` every record of an epoch after `epochs` (and a
+/// partial last line a kill left), so that a resumed run appends to exactly the history its
+/// checkpoint holds. No file: nothing to do.
+pub fn keep_log_until(path: &Path, epochs: usize) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut kept = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if !line.ends_with('\n') {
+            continue; // cut off mid-write
+        }
+        let epoch = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["epoch"].as_u64());
+        if epoch.is_some_and(|e| e as usize <= epochs) {
+            kept.push_str(line);
+        }
+    }
+    if kept.len() != text.len() {
+        crate::util::write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// What a training run is given.
@@ -419,12 +465,14 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         let ckpt = checkpoint::load(&last_path)?;
         if ckpt.meta.backbone.sha256 != job.backbone.sha256 {
             return Err(Error::Input(format!(
-                "{}: trained on backbone `{}` ({}), but this run uses `{}` ({}); resume with the same backbone or start a new run folder",
+                "{}: trained on backbone `{}` ({}, sha256 {}), but this run uses `{}` ({}, sha256 {}): its weights differ; resume with the same backbone or start a new run folder",
                 last_path.display(),
                 ckpt.meta.backbone.spec,
                 ckpt.meta.backbone.summary,
+                short(&ckpt.meta.backbone.sha256),
                 job.backbone.spec,
-                job.backbone.summary
+                job.backbone.summary,
+                short(&job.backbone.sha256)
             )));
         }
         if ckpt.meta.method != job.method || ckpt.meta.classes != job.classes {
@@ -456,7 +504,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         shuffle: true,
         views: Views::Train,
         strict: s.strict,
-        decode: Default::default(),
+        decode: s.decode_options(),
     };
     let val_cfg = LoaderConfig {
         shuffle: false,
@@ -466,11 +514,15 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         },
         ..loader_cfg.clone()
     };
+    let log_path = job.out.join("metrics.jsonl");
+    // The log must say what the checkpoint holds: records of epochs after it (a killed
+    // epoch's steps, or an earlier run's in the same folder) would be counted twice.
+    keep_log_until(&log_path, start_epoch)?;
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(job.out.join("metrics.jsonl"))
-        .map_err(|e| Error::io(job.out.join("metrics.jsonl"), e))?;
+        .open(&log_path)
+        .map_err(|e| Error::io(&log_path, e))?;
     let mut skipped = Vec::new();
     let mut final_loss = f64::NAN;
     let (mut timed_steps, mut timed_secs, mut timed_clips) = (0usize, 0f64, 0usize);

@@ -351,6 +351,26 @@ fn a_corrupted_shard_is_detected_by_checksum_and_re_extracted() {
     assert!(index.complete);
     assert_eq!(index.shards.len(), 3);
     FeatureCache::open(&dir, &key).unwrap();
+
+    // Issue 17: bytes flipped inside one level tensor (the header intact) are refused when
+    // the tensor is read, naming the shard and the tensor; opening alone cannot see them.
+    let mut bytes = original[0].clone();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let name = "clip.1.view.1.levels.".to_string() + &key.levels.last().unwrap().to_string();
+    let offsets = &header[&name]["data_offsets"];
+    let at = 8 + header_len + offsets[0].as_u64().unwrap() as usize + 32;
+    for x in &mut bytes[at..at + 16] {
+        *x ^= 0x5A;
+    }
+    std::fs::write(shard(0), bytes).unwrap();
+    let mut cache = FeatureCache::open(&dir, &key).unwrap();
+    cache.levels(&[0], 1, &device).unwrap();
+    let err = cache.levels(&[1], 1, &device).err().unwrap().to_string();
+    assert!(
+        err.contains(&name) && err.contains("shard-00000.safetensors") && err.contains("damaged"),
+        "{err}"
+    );
 }
 
 fn job(f: &Fixture, entries: &[Entry], out: &Path, cache: Option<&Path>) -> TrainJob {

@@ -186,3 +186,81 @@ fn data_check_strict_passes_a_clean_split_and_names_config_errors() {
         "{err}"
     );
 }
+
+/// Issue 17, item 10: when a later split's file is missing, `data check --split all` still
+/// writes the bad list of the splits it already checked, then fails naming the file; it
+/// says how fast it decoded.
+#[test]
+fn data_check_writes_what_it_checked_before_a_missing_split() {
+    let dir = vidapter::util::tempdir().unwrap();
+    let (config, _) = dataset(dir.path());
+    let ok = vidapter(&["data", "check", config.to_str().unwrap(), "--quiet"]);
+    assert!(text(&ok.stdout).contains("clips/s"), "{}", text(&ok.stdout));
+    // Kinetics finds its val csv (the test split) only when reading it.
+    let k = dir.path().join("k");
+    let full = std::fs::read(dir.path().join("whole.mp4")).unwrap();
+    std::fs::create_dir_all(k.join("videos")).unwrap();
+    std::fs::write(
+        k.join("videos/aaaaaaaaaaa_000001_000011.mp4"),
+        &full[..full.len() * 2 / 3],
+    )
+    .unwrap();
+    std::fs::write(
+        k.join("kinetics_train.csv"),
+        "label,youtube_id,time_start,time_end,split\nzumba,aaaaaaaaaaa,1,11,train\n",
+    )
+    .unwrap();
+    let config = k.join("data.toml");
+    std::fs::write(
+        &config,
+        "[data]\nformat = \"kinetics\"\nroot = \"videos\"\nannotations = \".\"\n\
+         val_fraction = 0.0\n",
+    )
+    .unwrap();
+    let out = vidapter(&["data", "check", config.to_str().unwrap(), "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("kinetics_val.csv"),
+        "{}",
+        text(&out.stderr)
+    );
+    let list = std::fs::read_to_string(k.join("bad_entries.tsv")).unwrap();
+    assert!(list.contains("aaaaaaaaaaa_000001_000011.mp4"), "{list}");
+}
+
+/// Issue 17, item 10: counts that must be positive are refused on the command line, as in
+/// the run config, instead of being read as 1.
+#[test]
+fn zero_counts_are_refused_on_the_command_line() {
+    let dir = vidapter::util::tempdir().unwrap();
+    let (config, _) = dataset(dir.path());
+    let ckpt = dir.path().join("none.safetensors");
+    for args in [
+        vec![
+            "predict",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "x.mp4",
+            "--timeline",
+            "0",
+        ],
+        vec![
+            "predict",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "x.mp4",
+            "--stride",
+            "0",
+        ],
+        vec!["eval", ckpt.to_str().unwrap(), "--temporal-views", "0"],
+        vec!["data", "check", config.to_str().unwrap(), "--workers", "0"],
+    ] {
+        let out = vidapter(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("at least 1") || text(&out.stderr).contains("1..="),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::common::{text, vidapter, vidapter_in};
 
 /// Six 6-frame clips per split; class 1 brightens over time, class 0 darkens.
-fn dataset(root: &Path) {
+pub(crate) fn dataset(root: &Path) {
     for split in ["train", "val", "test"] {
         let mut list = String::new();
         for i in 0..6 {
@@ -33,7 +33,7 @@ fn dataset(root: &Path) {
     std::fs::write(root.join("classes.txt"), "darker\nbrighter\n").unwrap();
 }
 
-fn config(root: &Path, method: &str) -> std::path::PathBuf {
+pub(crate) fn config(root: &Path, method: &str) -> std::path::PathBuf {
     let backbone = common::fixture("vit");
     let path = root.join(format!("{method}.toml"));
     std::fs::write(
@@ -564,4 +564,94 @@ fn override_errors_name_the_command_line() {
         "{}",
         text(&o)
     );
+}
+
+/// Issue 17, items 1, 2 and 4 through `predict`: a truncated MP4, a frame folder with a
+/// corrupt JPEG the sampler skips and one with a frame missing in the middle are error rows
+/// (exit 1) naming the file; `--allow-damaged` classifies them with a warning naming each.
+#[test]
+fn predict_refuses_damaged_inputs_unless_allowed() {
+    let tmp = vidapter::util::tempdir().unwrap();
+    let root = tmp.path();
+    dataset(root);
+    let cfg = config(root, "linear_probe");
+    let text_cfg = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("bottleneck = 4\n", "")
+        .replace("temporal_views = 2", "temporal_views = 1");
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let o = vidapter(&["train", cfg.to_str().unwrap(), "-q", "--epochs", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let best = root.join("runs/linear_probe/best.safetensors");
+    // A 64-frame MP4 (index first) cut to its first part.
+    let full = root.join("full.mp4");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=25",
+        ])
+        .args(["-frames:v", "64", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .args(["-movflags", "+faststart"])
+        .arg(&full)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let bytes = std::fs::read(&full).unwrap();
+    let truncated = root.join("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let jpegs = |name: &str| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in 1..=16u32 {
+            image::RgbImage::from_pixel(40, 36, image::Rgb([(f * 12) as u8, 50, 90]))
+                .save(d.join(format!("img_{f:05}.jpg")))
+                .unwrap();
+        }
+        d
+    };
+    let corrupt = jpegs("corrupt");
+    let frame = corrupt.join("img_00001.jpg");
+    let mut head = std::fs::read(&frame).unwrap()[..20].to_vec();
+    head.extend_from_slice(b"not the rest of a jpeg\n");
+    std::fs::write(&frame, head).unwrap();
+    let gapped = jpegs("gapped");
+    std::fs::remove_file(gapped.join("img_00008.jpg")).unwrap();
+    for (input, names) in [
+        (&truncated, "truncated.mp4"),
+        (&corrupt, "img_00001.jpg"),
+        (&gapped, "img_00008.jpg"),
+    ] {
+        let args = [
+            "predict",
+            "--checkpoint",
+            best.to_str().unwrap(),
+            input.to_str().unwrap(),
+            "-q",
+        ];
+        let o = vidapter(&args);
+        assert_eq!(o.status.code(), Some(1), "{input:?}: {}", text(&o));
+        let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let err = p["predictions"][0]["error"].as_str().unwrap_or_default();
+        assert!(err.contains(names), "{input:?}: {err}");
+        let mut allowed = args.to_vec();
+        allowed.push("--allow-damaged");
+        let o = vidapter(&allowed);
+        assert!(o.status.success(), "{input:?}: {}", text(&o));
+        let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let warning = p["predictions"][0]["warnings"][0]
+            .as_str()
+            .unwrap_or_default();
+        assert!(warning.contains("damaged"), "{input:?}: {p}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(&input.display().to_string()),
+            "the warning names the input: {}",
+            text(&o)
+        );
+    }
 }

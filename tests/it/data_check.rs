@@ -131,3 +131,124 @@ fn check_classifies_every_kind_of_bad_entry() {
     );
     assert!(text.contains("annotation\tlist.txt\t7\tlabel 9"), "{text}");
 }
+
+/// Issue 17, item 1: a frame folder with one corrupt JPEG (its first 20 bytes, then text)
+/// is not clean: `data check` decodes every frame image, not just counts the files.
+/// Item 4: a folder with a frame missing in the middle is listed too.
+#[test]
+fn check_decodes_frame_images_and_finds_gaps() {
+    let dir = vidapter::util::tempdir().unwrap();
+    let root = dir.path();
+    let jpegs = |name: &str, skip: Option<usize>| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in (1..=16).filter(|f| Some(*f) != skip) {
+            image::RgbImage::from_pixel(16, 16, image::Rgb([f as u8 * 10, 0, 0]))
+                .save(d.join(format!("img_{f:05}.jpg")))
+                .unwrap();
+        }
+        d
+    };
+    let clean = jpegs("clean", None);
+    let corrupt = jpegs("corrupt", None);
+    let frame = corrupt.join("img_00009.jpg");
+    let mut bytes = std::fs::read(&frame).unwrap()[..20].to_vec();
+    bytes.extend_from_slice(b"<html>this download failed</html>\n");
+    std::fs::write(&frame, bytes).unwrap();
+    let gapped = jpegs("gapped", Some(8));
+    let listed = |dir: PathBuf| Source::Frames {
+        dir,
+        template: None,
+        start: 1,
+        count: None,
+    };
+    let dataset = Dataset {
+        entries: vec![
+            entry(listed(clean), 0, 1),
+            entry(listed(corrupt.clone()), 0, 2),
+            entry(listed(gapped.clone()), 0, 3),
+        ],
+        classes: ClassMap::new(vec!["a".into()]),
+        problems: Vec::new(),
+    };
+    let report = check(&dataset, 8, 2, &DecodeOptions::default(), false);
+    assert_eq!(report.clean, 1, "{:#?}", report.findings);
+    assert_eq!(
+        report.count(Verdict::Truncated),
+        2,
+        "{:#?}",
+        report.findings
+    );
+    let reasons: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| f.problem.to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("img_00009.jpg")),
+        "{reasons:#?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("img_00008.jpg")),
+        "{reasons:#?}"
+    );
+    assert!(report.seconds > 0.0);
+}
+
+/// Issue 17, item 3: the training loader skips a truncated video (with a problem naming it)
+/// and stops on it in strict mode, as it does for a zero-byte file; with `allow_damaged` it
+/// loads the clip.
+#[test]
+fn loader_skips_truncated_videos_and_strict_stops() {
+    use std::sync::Arc;
+    use vidapter::data::loader::{self, ClipSpec, LoaderConfig, Views};
+    use vidapter::data::sampling::Sampling;
+    use vidapter::data::transform::SpatialConfig;
+    let dir = vidapter::util::tempdir().unwrap();
+    let root = dir.path();
+    let good = video(root, "good.mp4", 20);
+    let truncated = root.join("truncated.mp4");
+    let bytes = std::fs::read(video(root, "long.mp4", 64)).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let entries = Arc::new(vec![
+        entry(Source::Video(good), 0, 1),
+        entry(Source::Video(truncated.clone()), 0, 2),
+    ]);
+    let spec = Arc::new(ClipSpec {
+        sampling: Sampling::Segment { frames: 4 },
+        spatial: SpatialConfig {
+            size: 16,
+            short_side: 18,
+            area: [0.5, 1.0],
+            ratio: [0.75, 1.33],
+            flip: false,
+            mean: [0.5; 3],
+            std: [0.5; 3],
+        },
+    });
+    let cfg = |strict: bool, allow_damaged: bool| LoaderConfig {
+        batch_size: 2,
+        workers: 1,
+        prefetch: 1,
+        seed: 0,
+        shuffle: false,
+        views: Views::Train,
+        strict,
+        decode: DecodeOptions {
+            allow_damaged,
+            ..Default::default()
+        },
+    };
+    let mut epoch = loader::epoch(entries.clone(), spec.clone(), &cfg(false, false), 0);
+    let batch = epoch.next().unwrap().unwrap();
+    assert_eq!(batch.entries, vec![0], "the truncated clip is left out");
+    let problems = epoch.problems();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].path, truncated);
+    assert!(problems[0].reason.contains("damaged"), "{}", problems[0]);
+    let mut epoch = loader::epoch(entries.clone(), spec.clone(), &cfg(true, false), 0);
+    let e = epoch.next().unwrap().unwrap_err();
+    assert_eq!(e.path, truncated);
+    let mut epoch = loader::epoch(entries, spec, &cfg(false, true), 0);
+    assert_eq!(epoch.next().unwrap().unwrap().entries, vec![0, 1]);
+}

@@ -318,7 +318,7 @@ fn select_receives_the_decoded_count_not_the_header_count() {
         reference > 0 && reference < 30,
         "the ffmpeg tool decodes {reference} frames of the half file"
     );
-    let (d, n) = decode_all(&truncated, &opts());
+    let (d, n) = decode_all(&truncated, &allowed());
     assert_eq!(n, reference, "select gets the count that decodes");
     assert_eq!(d.info.decoded_frames, reference);
     assert_eq!(d.info.header_frames, Some(30));
@@ -434,10 +434,6 @@ fn png_folder_with_custom_template_counts_consecutive_files() {
             .save(dir.path().join(format!("frame-{k:03}.png")))
             .unwrap();
     }
-    // A stray file after a gap is not part of the sequence.
-    solid_rgb(99, 4, 3)
-        .save(dir.path().join("frame-009.png"))
-        .unwrap();
     let src = folder_source(dir.path(), Some("frame-{:03}.png"), 0, None);
     let d = decode(&src, &mut |n| (0..n).rev().collect(), &opts()).unwrap();
     assert_eq!(d.info.decoded_frames, 7);
@@ -447,12 +443,22 @@ fn png_folder_with_custom_template_counts_consecutive_files() {
         vec![6, 5, 4, 3, 2, 1, 0],
         "PNG is lossless and order is as asked"
     );
+    // A file of the template after a gap means frames are missing: refused (issue 17),
+    // or with allow_damaged the run before the gap, with the gap counted.
+    solid_rgb(99, 4, 3)
+        .save(dir.path().join("frame-009.png"))
+        .unwrap();
+    let e = decode(&src, &mut |n| (0..n).collect(), &opts()).unwrap_err();
+    assert_eq!(e.kind, DecodeErrorKind::FrameMissing);
+    assert!(e.to_string().contains("frame-007.png"), "{e}");
+    let d = decode(&src, &mut |n| (0..n).collect(), &allowed()).unwrap();
+    assert_eq!((d.info.decoded_frames, d.info.decode_errors), (7, 1));
 }
 
 #[test]
 fn folder_without_template_reads_images_in_natural_order() {
     let dir = vidapter::util::tempdir().unwrap();
-    for k in [1u8, 2, 10, 11] {
+    for k in 1u8..=11 {
         solid_rgb(k, 2, 2)
             .save(dir.path().join(format!("{k}.png")))
             .unwrap();
@@ -465,7 +471,106 @@ fn folder_without_template_reads_images_in_natural_order() {
     )
     .unwrap();
     let firsts: Vec<u8> = d.frames.iter().map(|f| f.data[0]).collect();
-    assert_eq!(firsts, vec![1, 2, 10, 11]);
+    assert_eq!(firsts, (1u8..=11).collect::<Vec<_>>());
+}
+
+/// Issue 17, items 1 and 4: a frame folder read without a template (as `predict` reads one)
+/// with a frame missing in the middle is refused naming the missing file, not read as a
+/// shorter clip; with `allow_damaged` it is used and the gap is counted.
+#[test]
+fn gap_in_a_listed_folder_is_frame_missing() {
+    let dir = vidapter::util::tempdir().unwrap();
+    for k in (1..=16).filter(|&k| k != 8) {
+        solid_rgb(k as u8, 2, 2)
+            .save(dir.path().join(format!("img_{k:05}.jpg")))
+            .unwrap();
+    }
+    let src = folder_source(dir.path(), None, 1, None);
+    let e = decode(&src, &mut |n| (0..n).collect(), &opts()).unwrap_err();
+    assert_eq!(e.kind, DecodeErrorKind::FrameMissing);
+    assert!(e.to_string().contains("img_00008.jpg"), "{e}");
+    let allowed = DecodeOptions {
+        allow_damaged: true,
+        ..opts()
+    };
+    let d = decode(&src, &mut |n| (0..n).collect(), &allowed).unwrap();
+    assert_eq!(d.frames.len(), 15);
+    assert_eq!(d.info.decode_errors, 1);
+    assert!(d.info.damage().contains("img_00008.jpg"), "{:?}", d.info);
+    // With a template and no count the run from the start stops at the gap: the files
+    // beyond it are not silently dropped.
+    let src = folder_source(dir.path(), Some("img_{:05}.jpg"), 1, None);
+    let e = decode(&src, &mut |n| (0..n).collect(), &opts()).unwrap_err();
+    assert_eq!(e.kind, DecodeErrorKind::FrameMissing);
+    assert!(e.to_string().contains("img_00008.jpg"), "{e}");
+}
+
+/// Issue 17, item 1: a corrupt JPEG (a JPEG head followed by text) is refused even when
+/// the sampler does not select it; `verify_frames` decodes every frame.
+#[test]
+fn corrupt_unselected_frame_is_refused() {
+    let dir = vidapter::util::tempdir().unwrap();
+    for k in 1..=8 {
+        solid_rgb(k as u8, 8, 8)
+            .save(dir.path().join(format!("img_{k:05}.jpg")))
+            .unwrap();
+    }
+    let bad = dir.path().join("img_00005.jpg");
+    let head = std::fs::read(&bad).unwrap();
+    let mut damaged = head[..20].to_vec();
+    damaged.extend_from_slice(b"this is not the rest of a jpeg\n".repeat(4).as_slice());
+    std::fs::write(&bad, damaged).unwrap();
+    for template in [None, Some("img_{:05}.jpg")] {
+        let src = folder_source(dir.path(), template, 1, None);
+        let e = decode(&src, &mut |_| vec![0, 7], &opts()).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::Image, "{e}");
+        assert!(e.to_string().contains("img_00005.jpg"), "{e}");
+    }
+    let check = DecodeOptions {
+        allow_damaged: true,
+        verify_frames: true,
+        ..opts()
+    };
+    let d = decode(
+        &folder_source(dir.path(), None, 1, None),
+        &mut |_| Vec::new(),
+        &check,
+    )
+    .unwrap();
+    assert_eq!(d.info.decode_errors, 1);
+    assert!(d.info.damage().contains("img_00005.jpg"), "{:?}", d.info);
+}
+
+/// Issue 17, items 2 and 3: a truncated MP4 (the header states more frames than decode, and
+/// FFmpeg says "partial file") is refused by default, naming the file and the counts; with
+/// `allow_damaged` it decodes what it can and says it is damaged.
+#[test]
+fn truncated_video_is_damaged_unless_allowed() {
+    let dir = vidapter::util::tempdir().unwrap();
+    let fast = make_video(
+        dir.path(),
+        "fast.mp4",
+        "-pix_fmt yuv420p -c:v libx264 -movflags +faststart",
+    );
+    let half = truncate_half(&fast);
+    let e = decode(
+        &Source::Video(half.clone()),
+        &mut |n| (0..n).collect(),
+        &opts(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, DecodeErrorKind::Damaged, "{e}");
+    assert!(e.to_string().contains("half_fast.mp4"), "{e}");
+    assert!(e.reason.contains("of the 30 the header states"), "{e}");
+    let (d, _) = decode_all(&half, &allowed());
+    assert!(d.info.decode_errors > 0 && d.info.damage().contains("of 30"));
+}
+
+fn allowed() -> DecodeOptions {
+    DecodeOptions {
+        allow_damaged: true,
+        ..opts()
+    }
 }
 
 #[test]
@@ -603,7 +708,7 @@ fn truncated_mp4_reports_instead_of_panicking() {
         "fast.mp4",
         "-pix_fmt yuv420p -c:v libx264 -movflags +faststart",
     );
-    let (d, n) = decode_all(&truncate_half(&fast), &opts());
+    let (d, n) = decode_all(&truncate_half(&fast), &allowed());
     assert!(n < 30 && d.info.is_damaged());
 }
 
@@ -615,7 +720,7 @@ fn truncated_avi_returns_the_frames_that_decode() {
     match decode(
         &Source::Video(half.clone()),
         &mut |n| (0..n).collect(),
-        &opts(),
+        &allowed(),
     ) {
         Ok(d) => {
             assert!(d.info.is_damaged(), "{:?}", d.info);

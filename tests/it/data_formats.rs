@@ -493,6 +493,103 @@ fn kinetics_class_index_is_sorted_train_labels_and_test_is_the_val_csv() {
     assert!(p[0].1.contains("`skydiving` is not a class"), "{p:?}");
 }
 
+/// Issue 17, item 11: the Kinetics class map is mmaction2's (quotes removed, spaces kept in
+/// names, sorted as mmaction2 sorts, a class whose only row is malformed still counted), and
+/// class folders renamed as mmaction2's `rename_classnames.sh` does (spaces to underscores,
+/// parentheses and apostrophes kept) are found.
+#[test]
+fn kinetics_follows_mmaction2_class_map_and_folder_names() {
+    let dir = vidapter::util::tempdir().unwrap();
+    let v = dir.path().join("k/videos");
+    videos(
+        &v.join("passing_American_football_(in_game)/aaaaaaaaaaa_000001_000011.mp4"),
+        &[v.join("massaging_person's_head/bbbbbbbbbbb_000002_000012.mp4")],
+    );
+    write(
+        &dir.path().join("k/kinetics_train.csv"),
+        "label,youtube_id,time_start,time_end,split\n\
+         \"passing American football (in game)\",aaaaaaaaaaa,1,11,train\n\
+         massaging person's head,bbbbbbbbbbb,2,12,train\n\
+         abseiling,ccccccccccc,not-a-time,12,train\n\
+         \"\"\"quoted\"\" class\",ddddddddddd,1,2,train\n",
+    );
+    write(
+        &dir.path().join("k/kinetics_val.csv"),
+        "label,youtube_id,time_start,time_end,split\n",
+    );
+    let cfg = config(
+        dir.path(),
+        "format = \"kinetics\"\nroot = \"k/videos\"\nannotations = \"k\"\n",
+    );
+    let d = cfg.load(Split::Train).unwrap();
+    assert_eq!(
+        d.classes.names,
+        [
+            "abseiling",
+            "massaging person's head",
+            "passing American football (in game)",
+            "quoted class"
+        ],
+        "abseiling's only row is malformed but it keeps its index"
+    );
+    assert_eq!(labels(&d), vec![vec![2], vec![1]]);
+    assert_eq!(
+        paths(&d),
+        vec![
+            v.join("passing_American_football_(in_game)/aaaaaaaaaaa_000001_000011.mp4"),
+            v.join("massaging_person's_head/bbbbbbbbbbb_000002_000012.mp4"),
+        ]
+    );
+}
+
+/// Issue 17, item 11: a `labels.json` of a class subset (non-contiguous indices) is read as
+/// numbered, as mmaction2 reads it: the head has max + 1 outputs.
+#[test]
+fn ssv2_class_subset_keeps_its_indices() {
+    let dir = vidapter::util::tempdir().unwrap();
+    let v = dir.path().join("s/videos");
+    videos(&v.join("1.webm"), &[]);
+    write(
+        &dir.path().join("s/labels.json"),
+        r#"{"Pushing something from left to right": "3", "Holding something": "7"}"#,
+    );
+    write(
+        &dir.path().join("s/train.json"),
+        r#"[{"id": "1", "template": "Holding [something]"}]"#,
+    );
+    let cfg = config(
+        dir.path(),
+        "format = \"ssv2\"\nroot = \"s/videos\"\nannotations = \"s\"\n",
+    );
+    let d = cfg.load(Split::Train).unwrap();
+    assert_eq!(d.classes.names.len(), 8);
+    assert_eq!(d.classes.names[3], "Pushing something from left to right");
+    assert_eq!(labels(&d), vec![vec![7]]);
+    write(&dir.path().join("s/labels.json"), r#"{"A": "1", "B": "1"}"#);
+    let e = cfg.load(Split::Train).err().unwrap().to_string();
+    assert!(e.contains("share index 1"), "{e}");
+}
+
+/// Issue 17, item 10: a folder where an annotation names a video is reported as a folder.
+#[test]
+fn a_folder_listed_as_a_video_is_reported_as_a_folder() {
+    let dir = vidapter::util::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("clips/a.mp4")).unwrap();
+    write(&dir.path().join("train.txt"), "clips/a.mp4 0\n");
+    let cfg = config(
+        dir.path(),
+        "format = \"mmaction_video\"\nroot = \".\"\ntrain = \"train.txt\"\n",
+    );
+    let d = cfg.load(Split::Train).unwrap();
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.reason.contains("is a folder, not a video file")),
+        "{:?}",
+        d.problems
+    );
+}
+
 #[test]
 fn ssv2_never_flips() {
     let dir = vidapter::util::tempdir().unwrap();

@@ -13,6 +13,7 @@ mod data_formats;
 mod data_loader;
 mod demo;
 mod eval_plots;
+mod fuzz;
 mod method_parity;
 mod methods;
 mod side_branch;

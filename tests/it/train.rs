@@ -168,6 +168,117 @@ fn resume_with_another_backbone_is_refused() {
         err.contains("another-model") && err.contains("same backbone"),
         "{err}"
     );
+    // Issue 17, item 9: the same path with other weights prints the same description
+    // twice; the hashes tell them apart.
+    let mut same_name = job(&data, &out, 2, 1e-2, None);
+    let mine = same_name.backbone.sha256.clone();
+    same_name.backbone.sha256 = "f".repeat(64);
+    let err = train(same_name, &device, true, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&mine[..12]) && err.contains(&"f".repeat(12)),
+        "{err}"
+    );
+}
+
+/// Issue 17, item 8: after a kill in the middle of an epoch and `--resume`, the log holds
+/// each step once (the killed epoch's records are dropped before it is trained again).
+#[test]
+fn resumed_log_counts_each_step_once() {
+    let tmp = vidapter::util::tempdir().unwrap();
+    let device = Device::flex();
+    let data = tmp.path().join("data");
+    let out = tmp.path().join("run");
+    train(job(&data, &out, 2, 1e-2, Some(1)), &device, true, false).unwrap();
+    // What a kill during epoch 2 leaves: its first step records and half a line.
+    let log = out.join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"kind\":\"step\",\"epoch\":2,\"step\":4,\"loss\":0.7}\n{\"kind\":\"st");
+    std::fs::write(&log, text).unwrap();
+    let done = train(job(&data, &out, 2, 1e-2, None), &device, true, false).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let steps = text
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"step\""))
+        .count();
+    let epochs = text
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"epoch\""))
+        .count();
+    assert_eq!((steps, epochs), (done.steps, 2), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+}
+
+/// Flips 16 bytes in the middle of tensor `name` of the checkpoint at `path`.
+fn flip_tensor_bytes(path: &Path, name: &str) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let offsets = &header[name]["data_offsets"];
+    let (a, b) = (
+        offsets[0].as_u64().unwrap() as usize,
+        offsets[1].as_u64().unwrap() as usize,
+    );
+    assert!(b - a >= 16, "{name} is too small to damage");
+    let at = 8 + header_len + a + (b - a) / 2 - 8;
+    for x in &mut bytes[at..at + 16] {
+        *x ^= 0xA5;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Issue 17, item 5: a checkpoint whose tensor bytes are damaged (header intact) is refused
+/// naming the file and the tensor, by `load`, by resuming and so by eval and predict; one
+/// written before checksums existed still loads.
+#[test]
+fn damaged_checkpoint_tensor_is_refused_naming_it() {
+    let tmp = vidapter::util::tempdir().unwrap();
+    let device = Device::flex();
+    let data = tmp.path().join("data");
+    let out = tmp.path().join("run");
+    train(job(&data, &out, 2, 1e-2, Some(1)), &device, true, false).unwrap();
+    let last = out.join("last.safetensors");
+    let pristine = std::fs::read(&last).unwrap();
+    let ckpt = checkpoint::load(&last).unwrap();
+    let name = ckpt
+        .weights
+        .iter()
+        .filter(|(k, (_, v))| k.contains("branches") && v.len() >= 8)
+        .map(|(k, _)| format!("model.{k}"))
+        .next()
+        .expect("an adapter weight");
+    flip_tensor_bytes(&last, &name);
+    let err = checkpoint::load(&last).err().expect("refused").to_string();
+    assert!(err.contains(&name) && err.contains("damaged"), "{err}");
+    assert!(err.contains(&last.display().to_string()), "{err}");
+    let err = train(job(&data, &out, 2, 1e-2, None), &device, true, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&name), "{err}");
+
+    // The same checkpoint without its checksum entry (as written before it existed) loads.
+    let header_len = u64::from_le_bytes(pristine[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&pristine[8..8 + header_len]).unwrap();
+    header["__metadata__"]
+        .as_object_mut()
+        .unwrap()
+        .remove(checkpoint::CHECKSUMS)
+        .expect("new checkpoints carry checksums");
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut old = (text.len() as u64).to_le_bytes().to_vec();
+    old.extend_from_slice(&text);
+    old.extend_from_slice(&pristine[8 + header_len..]);
+    std::fs::write(&last, old).unwrap();
+    let loaded = checkpoint::load(&last).unwrap();
+    assert_eq!(loaded.weights, ckpt.weights);
 }
 
 #[test]

@@ -8,7 +8,15 @@
 //!
 //! The sequence length `n`: with a template and an annotation count, that count, and every
 //! file of `start..start + count` must exist (a gap is [`Kind::FrameMissing`] naming the
-//! file); with a template and no count, the number of consecutive files from `start`.
+//! file); with a template and no count, the number of consecutive files from `start` (a
+//! file of the template numbered beyond that run means a gap); without a template, every
+//! image file, where a number missing in the middle of one naming pattern is a gap.
+//!
+//! A clip is clean only if every frame it could use is whole: every frame file gets a cheap
+//! structural check (see [`structure`]), the selected ones are decoded, and with
+//! [`DecodeOptions::verify_frames`] (`data check`) every one is decoded. A gap or a broken
+//! frame file is an error naming the file, unless [`DecodeOptions::allow_damaged`] lets the
+//! clip through with the damage counted in [`VideoInfo::decode_errors`].
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -52,9 +60,10 @@ pub(super) fn decode(
         }
         Ok(_) => {}
     }
+    let mut damage = Damage::default();
     let files = match template {
-        Some(t) => templated_files(dir, t, start, count)?,
-        None => listed_files(dir)?,
+        Some(t) => templated_files(dir, t, start, count, opts, &mut damage)?,
+        None => listed_files(dir, opts, &mut damage)?,
     };
     if files.is_empty() {
         return Err(DecodeError::new(
@@ -65,8 +74,10 @@ pub(super) fn decode(
     }
 
     let indices = select_checked(select, files.len());
+    let selected = distinct_sorted(&indices);
     let mut converted = Vec::new();
-    for i in distinct_sorted(&indices) {
+    let mut next = 0; // position in `selected`
+    for (i, file) in files.iter().enumerate() {
         if began.elapsed() >= opts.timeout {
             return Err(DecodeError::new(
                 dir,
@@ -78,7 +89,21 @@ pub(super) fn decode(
                 ),
             ));
         }
-        converted.push((i, read_image(&files[i])?));
+        // Every frame of the clip must be whole, selected or not: a clip is clean only if
+        // every frame it could use decodes.
+        let whole = structure(file);
+        if let Err(reason) = &whole {
+            damage.add(opts, DecodeError::new(file, Kind::Image, reason.clone()))?;
+        }
+        if selected.get(next) == Some(&i) {
+            next += 1;
+            converted.push((i, read_image(file)?));
+        } else if opts.verify_frames
+            && whole.is_ok()
+            && let Err(e) = read_image(file)
+        {
+            damage.add(opts, e)?;
+        }
     }
     // The first selected frame's size stands for the folder's: reading frame 0 only for its
     // size would cost a decode.
@@ -92,12 +117,112 @@ pub(super) fn decode(
         height,
         // An empty selection (counting only) still names the format, from the first file.
         codec: image_format_name(&files[indices.first().copied().unwrap_or(0)]),
+        decode_errors: damage.count,
+        messages: damage.messages,
         ..VideoInfo::default()
     };
     Ok(Decoded {
         frames: gather(&indices, converted),
         info,
     })
+}
+
+/// Damage found in a folder that [`DecodeOptions::allow_damaged`] lets through.
+#[derive(Default)]
+struct Damage {
+    count: usize,
+    messages: Vec<String>,
+}
+
+impl Damage {
+    /// Refuses the folder with `e`, or (allowed) counts it and keeps the first few messages.
+    fn add(&mut self, opts: &DecodeOptions, e: DecodeError) -> Result<(), DecodeError> {
+        if !opts.allow_damaged {
+            return Err(e);
+        }
+        self.count += 1;
+        if self.messages.len() < 5 {
+            self.messages.push(e.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// A cheap check that a frame file is a whole JPEG or PNG: the JPEG SOI marker at the start
+/// and EOI marker at the end (trailing zero padding allowed), or the PNG signature and the
+/// IEND chunk at the end. Two small reads; an image in another format passes (it is checked
+/// only by decoding).
+fn structure(path: &Path) -> Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const PNG: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    const IEND: [u8; 8] = [b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot be read: {e}"))?
+        .len();
+    let mut head = [0u8; 8];
+    let n = file
+        .read(&mut head)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    let head = &head[..n];
+    let tail = |file: &mut std::fs::File, k: u64| -> Result<Vec<u8>, String> {
+        let k = k.min(len);
+        file.seek(SeekFrom::Start(len - k))
+            .map_err(|e| format!("cannot be read: {e}"))?;
+        let mut buf = Vec::with_capacity(k as usize);
+        file.read_to_end(&mut buf)
+            .map_err(|e| format!("cannot be read: {e}"))?;
+        Ok(buf)
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        let t = tail(&mut file, 4096)?;
+        let end = t.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        if end < 2 || t[end - 2..end] != [0xFF, 0xD9] {
+            return Err(format!(
+                "is cut off or corrupt: a JPEG of {len} bytes without its end-of-image marker \
+                 (FF D9)"
+            ));
+        }
+        Ok(())
+    } else if head == PNG {
+        let t = tail(&mut file, 8)?;
+        if t != IEND {
+            return Err(format!(
+                "is cut off or corrupt: a PNG of {len} bytes that does not end with its IEND \
+                 chunk"
+            ));
+        }
+        Ok(())
+    } else if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        Err(format!(
+            "is not a JPEG or PNG image: its {len} bytes start with {}",
+            head.iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The frame number in a file name: the last run of digits, with the text around it
+/// (`img_00012.jpg` -> (`img_`, 12, 5, `.jpg`): prefix, number, digits, suffix).
+fn numbered(name: &str) -> Option<(&str, u64, usize, &str)> {
+    let b = name.as_bytes();
+    let end = b.iter().rposition(u8::is_ascii_digit)? + 1;
+    let start = b[..end]
+        .iter()
+        .rposition(|c| !c.is_ascii_digit())
+        .map_or(0, |p| p + 1);
+    let number = name[start..end].parse().ok()?;
+    Some((&name[..start], number, end - start, &name[end..]))
 }
 
 /// Files of a templated sequence: `start..start + count` (all must exist), or the run of
@@ -107,6 +232,8 @@ fn templated_files(
     template: &str,
     start: usize,
     count: Option<usize>,
+    opts: &DecodeOptions,
+    damage: &mut Damage,
 ) -> Result<Vec<PathBuf>, DecodeError> {
     let name = |i: usize| {
         format_template(template, i).map_err(|r| DecodeError::new(dir, Kind::Unsupported, r))
@@ -158,13 +285,54 @@ fn templated_files(
                     format!("no frame `{first}` (template `{template}`, start {start}){hint}"),
                 ));
             }
+            // A run that stops at a gap would silently drop every frame after it: look for
+            // files of the same template numbered beyond the run.
+            let end = start + files.len();
+            let later = later_frame(dir, template, end);
+            if let Some(later) = later {
+                damage.add(
+                    opts,
+                    DecodeError::new(
+                        dir.join(name(end)?),
+                        Kind::FrameMissing,
+                        format!(
+                            "frame number {end} is missing, but `{later}` exists: the sequence \
+                             from {start} has a gap after {} frame(s)",
+                            files.len()
+                        ),
+                    ),
+                )?;
+            }
             Ok(files)
         }
     }
 }
 
-/// Every jpg/png file of `dir`, in natural order.
-fn listed_files(dir: &Path) -> Result<Vec<PathBuf>, DecodeError> {
+/// A file of `dir` named by `template` with a number above `end` (the first found), if any.
+fn later_frame(dir: &Path, template: &str, end: usize) -> Option<String> {
+    const PROBE: usize = 123_456_789;
+    let probe = format_template(template, PROBE).ok()?;
+    let at = probe.find(&PROBE.to_string())?;
+    let (prefix, suffix) = (&probe[..at], &probe[at + PROBE.to_string().len()..]);
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| {
+            n.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+                .filter(|d| !d.is_empty() && d.trim_start().bytes().all(|c| c.is_ascii_digit()))
+                .and_then(|d| d.trim_start().parse::<usize>().ok())
+                .is_some_and(|k| k > end)
+        })
+}
+
+/// Every jpg/png file of `dir`, in natural order. When every name is one pattern with a
+/// number (`img_00001.jpg`, `frame7.png`), a number missing in the middle is a gap.
+fn listed_files(
+    dir: &Path,
+    opts: &DecodeOptions,
+    damage: &mut Damage,
+) -> Result<Vec<PathBuf>, DecodeError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| DecodeError::new(dir, Kind::Missing, format!("cannot be listed: {e}")))?;
     let mut files: Vec<PathBuf> = entries
@@ -190,6 +358,44 @@ fn listed_files(dir: &Path) -> Result<Vec<PathBuf>, DecodeError> {
         );
         natural_cmp(&a, &b)
     });
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let parsed: Option<Vec<_>> = names.iter().map(|n| numbered(n)).collect();
+    if let Some(parsed) = parsed
+        && parsed
+            .iter()
+            .all(|p| (p.0, p.3) == (parsed[0].0, parsed[0].3))
+    {
+        for (k, w) in parsed.windows(2).enumerate() {
+            let (a, b) = (w[0].1, w[1].1);
+            if b > a + 1 {
+                let (prefix, _, digits, suffix) = w[0];
+                let missing = format!("{prefix}{:0digits$}{suffix}", a + 1);
+                damage.add(
+                    opts,
+                    DecodeError::new(
+                        dir.join(&missing),
+                        Kind::FrameMissing,
+                        format!(
+                            "frame number {} is missing between `{}` and `{}` ({} frame(s) \
+                             absent)",
+                            a + 1,
+                            names[k],
+                            names[k + 1],
+                            b - a - 1
+                        ),
+                    ),
+                )?;
+            }
+        }
+    }
     Ok(files)
 }
 

@@ -84,6 +84,20 @@ pub struct DecodeOptions {
     /// Turn frames upright when the stream stores a rotation of 90, 180 or 270 degrees in its
     /// display matrix (phone videos), as the `ffmpeg` tool does by default. Default true.
     pub autorotate: bool,
+    /// Use a damaged source instead of refusing it: a video with decode errors (a truncated
+    /// download), a frame folder with a gap in its numbering or a frame file that is cut off
+    /// or corrupt. The damage is then counted in [`VideoInfo::decode_errors`] and described in
+    /// [`VideoInfo::messages`], and the caller must say so (warn naming the file). Default
+    /// false: such a source is [`DecodeErrorKind::Damaged`] (or `FrameMissing` / `Image`
+    /// naming the frame file). A frame that is selected and does not decode is an error
+    /// either way.
+    pub allow_damaged: bool,
+    /// Frame folders: decode every frame image, not only the selected ones (what `data
+    /// check` does). Default false: every unselected frame file still gets a cheap structural
+    /// check (a JPEG must start with its SOI marker and end with its EOI marker, a PNG must
+    /// start with its signature and end with its IEND chunk), which catches the usual damage
+    /// (cut-off copies, text or HTML saved under an image name) at two small reads per file.
+    pub verify_frames: bool,
 }
 
 impl Default for DecodeOptions {
@@ -94,6 +108,8 @@ impl Default for DecodeOptions {
             buffer_frames: 1500,
             buffer_bytes: 512 << 20,
             autorotate: true,
+            allow_damaged: false,
+            verify_frames: false,
         }
     }
 }
@@ -139,6 +155,27 @@ impl VideoInfo {
     pub fn is_damaged(&self) -> bool {
         self.decode_errors > 0 || self.missing_frames() > 0
     }
+
+    /// One line saying how a source is damaged, for reports and warnings: the error count,
+    /// frames decoded against the header's count, and the first message (FFmpeg's words, or
+    /// the frame file at fault). Empty when `decode_errors` is 0.
+    pub fn damage(&self) -> String {
+        if self.decode_errors == 0 {
+            return String::new();
+        }
+        format!(
+            "{} decode error(s), {} frame(s) decoded{}{}",
+            self.decode_errors,
+            self.decoded_frames,
+            self.header_frames
+                .map(|h| format!(" of {h} the header states"))
+                .unwrap_or_default(),
+            self.messages
+                .first()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// The frames `select` asked for, and what was learnt about the source.
@@ -172,6 +209,9 @@ pub enum DecodeErrorKind {
     FrameMissing,
     /// A frame image could not be read or decoded.
     Image,
+    /// The source decodes only with errors (a truncated download, corrupt packets) and
+    /// [`DecodeOptions::allow_damaged`] is off.
+    Damaged,
 }
 
 impl fmt::Display for DecodeErrorKind {
@@ -186,6 +226,7 @@ impl fmt::Display for DecodeErrorKind {
             DecodeErrorKind::Timeout => "timed out",
             DecodeErrorKind::FrameMissing => "frame missing",
             DecodeErrorKind::Image => "unreadable image",
+            DecodeErrorKind::Damaged => "damaged",
         })
     }
 }

@@ -10,7 +10,8 @@
 //! they fit [`DecodeOptions::buffer_frames`] / [`DecodeOptions::buffer_bytes`]; the selected
 //! ones are then converted. When they did not fit, pass 2 reopens the file and decodes up
 //! to the last selected frame, converting on the way. Damage (unreadable or corrupt packets,
-//! frames flagged with decode errors) is counted in [`VideoInfo::decode_errors`], not fatal.
+//! frames flagged with decode errors) is counted in [`VideoInfo::decode_errors`]; such a
+//! video is refused as [`Kind::Damaged`] unless [`DecodeOptions::allow_damaged`] is set.
 
 use std::ffi::{CStr, c_int};
 use std::path::Path;
@@ -172,6 +173,20 @@ fn decode_video(
         ));
     }
 
+    if stats.errors > 0 && !opts.allow_damaged {
+        let header = info
+            .header_frames
+            .map_or(String::new(), |h| format!(" of the {h} the header states"));
+        return Err(DecodeError::new(
+            path,
+            Kind::Damaged,
+            format!(
+                "{} decode error(s); {} frame(s) decode{header}, so the clip is not used \
+                 (a truncated or damaged file)",
+                stats.errors, stats.frames
+            ),
+        ));
+    }
     let indices = select_checked(select, stats.frames);
     let wanted = distinct_sorted(&indices);
     let mut converter = Converter::default();

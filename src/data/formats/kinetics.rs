@@ -11,13 +11,34 @@
 //! ```
 //! The clip file is `{youtube_id}_{time_start:06}_{time_end:06}.mp4` (or `.mkv`, `.webm`,
 //! ...), looked for in `root`, `root/<split>` (the csv's split column) and in a folder per
-//! class inside either (`abseiling/`, or with mmaction2's renaming `passing_American_football_in_game/`);
-//! with `media = "frames"`, a frame folder of that name.
+//! class inside either; with `media = "frames"`, a frame folder of that name.
 //!
-//! Class index = position in the sorted label names of the train csv. Videos go missing
-//! from YouTube every year, so missing clips are expected here; each is reported with its
-//! line. [`Split::Test`] reads the val csv (what the community reports on); [`Split::Val`]
-//! is a holdout of train.
+//! # Class map: mmaction2's conventions
+//!
+//! Checked against mmaction2's own code (`tools/data/parse_file_list.py`,
+//! `parse_kinetics_splits`; `tools/data/kinetics/rename_classnames.sh`;
+//! `tools/data/kinetics/label_map_k{400,600,700}.txt`):
+//! - A class name is the csv's label with every `"` removed (`convert_label`); the names
+//!   keep their spaces, parentheses and apostrophes, as in `label_map_k400.txt`
+//!   (`passing American football (in game)`, `massaging person's head`).
+//! - Class index = position in the sorted set of the train csv's labels, with spaces made
+//!   underscores for the sort (`sorted({convert_label(row[0]) for row in csv_reader})`, in
+//!   code-point order). For Kinetics-400/600/700 this is the order of the label-map files
+//!   (checked: sorting with spaces or underscores gives the same order for all three).
+//! - Every row of the train csv counts, including one whose other fields are malformed: the
+//!   class set does not depend on which rows parse, so one bad row cannot shift every index.
+//! - Class folders: `rename_classnames.sh` turns spaces into underscores (`tr " " "_"`) and
+//!   keeps parentheses and apostrophes, so `passing_American_football_(in_game)` and
+//!   `massaging_person's_head` are looked for, besides the label as written and the older
+//!   variant without parentheses and quotes (`passing_American_football_in_game`).
+//!
+//! Where this differs from the official files: the official csv quotes names with commas
+//! (csv quoting, removed by any csv reader) and names classes with spaces; the folder names
+//! are mmaction2's, not the official downloader's (which keeps spaces).
+//!
+//! Videos go missing from YouTube every year, so missing clips are expected here; each is
+//! reported with its line. [`Split::Test`] reads the val csv (what the community reports
+//! on); [`Split::Val`] is a holdout of train.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -58,8 +79,14 @@ struct Row {
     split: String,
 }
 
-/// Reads a Kinetics csv: rows, and the lines that did not parse.
-fn rows(file: &Path) -> Result<(Vec<Row>, Vec<crate::data::Problem>)> {
+/// mmaction2's `convert_label(s, keep_whitespaces=True)`: the label without `"`.
+fn class_name(label: &str) -> String {
+    label.replace('"', "").trim().to_string()
+}
+
+/// Reads a Kinetics csv: rows, the lines that did not parse, and the class name of every
+/// row that has one (malformed rows included, as mmaction2 reads them).
+fn rows(file: &Path) -> Result<(Vec<Row>, Vec<crate::data::Problem>, Vec<String>)> {
     let text = read_text(file)?;
     let mut lines = content_lines(&text);
     let Some((hn, header)) = lines.next() else {
@@ -88,8 +115,19 @@ fn rows(file: &Path) -> Result<(Vec<Row>, Vec<crate::data::Problem>)> {
     let split = col("split");
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    let mut labels = Vec::new();
     for (n, line) in lines {
-        let parsed = csv_fields(line).and_then(|f| {
+        let fields = csv_fields(line);
+        if let Some(name) = fields
+            .as_ref()
+            .ok()
+            .and_then(|f| f.get(label))
+            .map(|l| class_name(l))
+            .filter(|l| !l.is_empty())
+        {
+            labels.push(name);
+        }
+        let parsed = fields.and_then(|f| {
             if f.len() < header.len() {
                 return Err(format!(
                     "expected {} comma-separated fields ({}), found {}: `{line}`",
@@ -105,7 +143,7 @@ fn rows(file: &Path) -> Result<(Vec<Row>, Vec<crate::data::Problem>)> {
             let end = seconds(&f[end], "time_end")?;
             Ok(Row {
                 line: n,
-                label: f[label].clone(),
+                label: class_name(&f[label]),
                 name: format!("{}_{start:06}_{end:06}", f[id]),
                 split: split.map(|s| f[s].clone()).unwrap_or_default(),
             })
@@ -115,7 +153,7 @@ fn rows(file: &Path) -> Result<(Vec<Row>, Vec<crate::data::Problem>)> {
             Err(reason) => problems.push(problem(file, n, reason)),
         }
     }
-    Ok((out, problems))
+    Ok((out, problems, labels))
 }
 
 /// A time in whole seconds (`14` or `14.0`; the clip names use integers).
@@ -131,23 +169,32 @@ fn seconds(s: &str, column: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{column} `{s}` is not a whole number of seconds"))
 }
 
-/// Sorted label names of the train csv.
+/// The train csv's class names (every row's), in mmaction2's order: sorted with spaces
+/// read as underscores.
 pub(crate) fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
     let file = split_file(cfg, Split::Train, |s| official(cfg, s))?;
-    let (rows, _) = rows(&file)?;
-    let names: BTreeSet<String> = rows.into_iter().map(|r| r.label).collect();
-    Ok(names.into_iter().collect())
+    let (_, _, labels) = rows(&file)?;
+    let names: BTreeSet<String> = labels.into_iter().collect();
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort_by_key(|n| underscored(n));
+    Ok(names)
 }
 
-/// mmaction2's `rename_classnames.sh`: spaces to underscores, no parentheses or quotes.
-fn renamed(label: &str) -> String {
-    label.replace(' ', "_").replace(['(', ')', '\'', '"'], "")
+/// mmaction2's class folder name (`rename_classnames.sh`: `tr " " "_"`): spaces to
+/// underscores, parentheses and apostrophes kept.
+fn underscored(label: &str) -> String {
+    label.replace(' ', "_")
+}
+
+/// An older renaming (some download scripts): also without parentheses and quotes.
+fn stripped(label: &str) -> String {
+    underscored(label).replace(['(', ')', '\'', '"'], "")
 }
 
 /// Reads the train csv ([`Split::Train`]) or the val csv ([`Split::Test`]).
 pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let file = split_file(cfg, split, |s| official(cfg, s))?;
-    let (rows, problems) = rows(&file)?;
+    let (rows, problems, _) = rows(&file)?;
     let mut listing = Listing {
         entries: Vec::with_capacity(rows.len()),
         problems,
@@ -164,7 +211,12 @@ pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
                 }
                 let mut dirs = Vec::new();
                 for b in bases {
-                    for d in [b.clone(), b.join(&r.label), b.join(renamed(&r.label))] {
+                    for d in [
+                        b.clone(),
+                        b.join(&r.label),
+                        b.join(underscored(&r.label)),
+                        b.join(stripped(&r.label)),
+                    ] {
                         if !dirs.contains(&d) {
                             dirs.push(d);
                         }

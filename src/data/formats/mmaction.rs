@@ -95,8 +95,7 @@ fn parse_line(cfg: &DatasetConfig, file: &Path, line: &str) -> Result<RawEntry, 
                 fields[1]
             )
         })?;
-        let missing =
-            (!path.is_dir()).then(|| format!("frame folder {} does not exist", path.display()));
+        let missing = (!path.is_dir()).then(|| super::absent_frame_folder(&path));
         (
             Source::Frames {
                 dir: path,

@@ -361,7 +361,7 @@ pub(crate) fn locate(
             }
             let first = dirs[0].join(&names[0]);
             let reason = if dirs.len() * names.len() == 1 {
-                format!("frame folder {} does not exist", first.display())
+                absent_frame_folder(&first)
             } else {
                 format!("no frame folder named {} in {}", quoted(names), paths(dirs))
             };
@@ -380,7 +380,7 @@ pub(crate) fn locate(
             }
             let first = dirs[0].join(format!("{}.{}", names[0], exts[0]));
             let reason = if dirs.len() * names.len() * exts.len() == 1 {
-                format!("video {} does not exist", first.display())
+                absent_video(&first)
             } else {
                 format!(
                     "no video named {}.{{{}}} in {}",
@@ -399,14 +399,12 @@ pub(crate) fn locate(
 pub(crate) fn locate_exact(cfg: &DatasetConfig, path: PathBuf) -> (Source, Option<String>) {
     match cfg.media() {
         Media::Videos => {
-            let missing =
-                (!path.is_file()).then(|| format!("video {} does not exist", path.display()));
+            let missing = (!path.is_file()).then(|| absent_video(&path));
             (Source::Video(path), missing)
         }
         Media::Frames => {
             let dir = path.with_extension("");
-            let missing =
-                (!dir.is_dir()).then(|| format!("frame folder {} does not exist", dir.display()));
+            let missing = (!dir.is_dir()).then(|| absent_frame_folder(&dir));
             (
                 Source::Frames {
                     dir,
@@ -417,6 +415,31 @@ pub(crate) fn locate_exact(cfg: &DatasetConfig, path: PathBuf) -> (Source, Optio
                 missing,
             )
         }
+    }
+}
+
+/// Why a video path given by an annotation is not a video file: absent, or a folder.
+pub(crate) fn absent_video(path: &Path) -> String {
+    if path.is_dir() {
+        format!(
+            "video {} is a folder, not a video file (frame folders are read with \
+             `media = \"frames\"` or the `mmaction_rawframes` format)",
+            path.display()
+        )
+    } else {
+        format!("video {} does not exist", path.display())
+    }
+}
+
+/// Why a frame-folder path given by an annotation is not a folder: absent, or a file.
+pub(crate) fn absent_frame_folder(path: &Path) -> String {
+    if path.exists() {
+        format!(
+            "frame folder {} is a file, not a folder of frames",
+            path.display()
+        )
+    } else {
+        format!("frame folder {} does not exist", path.display())
     }
 }
 

@@ -13,6 +13,11 @@
 //! The class is the template with its brackets removed (`Holding something next to
 //! something`), looked up in `labels.json`; the clip is `<id>.webm` in `root` (an `.mp4`
 //! conversion is also found), or with `media = "frames"` the folder `<id>/`.
+//! Indices follow mmaction2 (`tools/data/parse_file_list.py`, `parse_sthv2_splits`:
+//! `label = int(class_mapping[template])`): they are used as they are, so a `labels.json` of
+//! a class subset with non-contiguous indices is read as numbered, with a head of max + 1
+//! outputs (the unused ones named `(unused N)`); the class names are `labels.json`'s keys,
+//! which match mmaction2's `label_map.txt` line for line.
 //! [`Split::Test`] reads `validation.json` (the test set has no public labels);
 //! [`Split::Val`] is a holdout of train. Classes name directions ("from left to right"), so
 //! this dataset is never flipped horizontally.
@@ -29,6 +34,9 @@ use crate::data::config::{DatasetConfig, Split};
 use crate::error::{Error, Result};
 
 const CANDIDATES: [&str; 3] = ["", "labels", "annotations"];
+
+/// Largest class index `labels.json` may use (SSv2 has 174 classes).
+const MAX_CLASSES: usize = 100_000;
 
 fn labels_dir(cfg: &DatasetConfig) -> Result<PathBuf> {
     find_annotations(
@@ -52,31 +60,53 @@ pub(crate) fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
             ),
         )
     })?;
-    let mut names: Vec<Option<String>> = vec![None; map.len()];
+    let mut indexed = Vec::with_capacity(map.len());
     for (template, index) in &map {
         let i = match index {
-            Value::String(s) => s.parse::<usize>().ok(),
+            Value::String(s) => s.trim().parse::<usize>().ok(),
             Value::Number(n) => n.as_u64().map(|n| n as usize),
             _ => None,
         };
-        let Some(slot) = i.and_then(|i| names.get_mut(i)) else {
+        match i {
+            Some(i) if i < MAX_CLASSES => indexed.push((i, template)),
+            _ => {
+                return Err(Error::format(
+                    &file,
+                    format!(
+                        "`{template}` has index {index}; expected a whole number below \
+                         {MAX_CLASSES} (as a string, like \"12\", or a number)"
+                    ),
+                ));
+            }
+        }
+    }
+    // mmaction2 reads `int(class_mapping[template])`: the indices are the labels as they
+    // are, so a class subset keeps its numbers and the head has max + 1 outputs.
+    let len = indexed.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+    let mut names: Vec<Option<String>> = vec![None; len];
+    for (i, template) in indexed {
+        if let Some(other) = names[i].replace(template.clone()) {
             return Err(Error::format(
                 &file,
-                format!(
-                    "`{template}` has index {index}, but the {} classes must be numbered 0..{}",
-                    map.len(),
-                    map.len()
-                ),
-            ));
-        };
-        if let Some(other) = slot.replace(template.clone()) {
-            return Err(Error::format(
-                &file,
-                format!("`{template}` and `{other}` share index {index}"),
+                format!("`{template}` and `{other}` share index {i}"),
             ));
         }
     }
-    Ok(names.into_iter().map(|n| n.expect("filled")).collect())
+    let unused = names.iter().filter(|n| n.is_none()).count();
+    if unused > 0 {
+        tracing::warn!(
+            "{}: {} classes numbered up to {}; {unused} index(es) name no class (a class \
+             subset): the head keeps their outputs, named `(unused N)`",
+            file.display(),
+            len - unused,
+            len - 1
+        );
+    }
+    Ok(names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| n.unwrap_or_else(|| format!("(unused {i})")))
+        .collect())
 }
 
 /// Reads `train.json` ([`Split::Train`]) or `validation.json` ([`Split::Test`]).
