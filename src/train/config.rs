@@ -232,10 +232,11 @@ fn command_line_path(doc: &mut toml::Value, key: &str) {
     }
     if let Some(toml::Value::String(p)) = node {
         let rel = Path::new(p.as_str());
-        if rel.is_relative() && (key != "backbone" || rel.exists()) {
-            if let Ok(abs) = std::path::absolute(rel) {
-                *p = abs.to_string_lossy().into_owned();
-            }
+        if rel.is_relative()
+            && (key != "backbone" || rel.exists())
+            && let Ok(abs) = std::path::absolute(rel)
+        {
+            *p = abs.to_string_lossy().into_owned();
         }
     }
 }
