@@ -79,6 +79,17 @@ spatial_views = 3
     path
 }
 
+/// [`config`] for the linear probe (which has no bottleneck), tested with one view.
+pub(crate) fn probe_config(root: &Path) -> std::path::PathBuf {
+    let cfg = config(root, "linear_probe");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("bottleneck = 4\n", "")
+        .replace("temporal_views = 2", "temporal_views = 1");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 #[test]
 fn train_eval_predict_from_a_run_config() {
     let tmp = vidapter::util::tempdir().unwrap();
@@ -574,12 +585,7 @@ fn predict_refuses_damaged_inputs_unless_allowed() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
     dataset(root);
-    let cfg = config(root, "linear_probe");
-    let text_cfg = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("bottleneck = 4\n", "")
-        .replace("temporal_views = 2", "temporal_views = 1");
-    std::fs::write(&cfg, text_cfg).unwrap();
+    let cfg = probe_config(root);
     let o = vidapter(&["train", cfg.to_str().unwrap(), "-q", "--epochs", "1"]);
     assert!(o.status.success(), "{}", text(&o));
     let best = root.join("runs/linear_probe/best.safetensors");

@@ -19,7 +19,7 @@ use vidapter::data::loader::{ClipSpec, Views, load_clip};
 use vidapter::methods::VideoClassifier;
 use vidapter::train::config::{RunConfig, apply_override};
 
-use crate::cli_train::{config, dataset};
+use crate::cli_train::{config, dataset, probe_config};
 use crate::common;
 
 /// Every field of a run config, with the method kinds whose fields they are.
@@ -298,12 +298,7 @@ fn random_flag_values_never_panic_or_hang() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
     dataset(root);
-    let cfg = config(root, "linear_probe");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("bottleneck = 4\n", "")
-        .replace("temporal_views = 2", "temporal_views = 1");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = probe_config(root);
     let cfg_s = cfg.to_str().unwrap().to_string();
     let o = common::vidapter(&["train", &cfg_s, "-q", "--epochs", "1"]);
     assert!(o.status.success(), "{}", common::text(&o));
