@@ -46,7 +46,7 @@ pub(super) fn decode(
     ffmpeg_log::init();
     let capture = Capture::start();
     let deadline = Deadline::new(opts);
-    match decode_video(path, select, opts, &deadline) {
+    match decode_video(path, select, opts, &deadline, &capture) {
         Ok(mut decoded) => {
             decoded.info.messages = capture.messages();
             Ok(decoded)
@@ -130,6 +130,7 @@ fn decode_video(
     select: &mut dyn FnMut(usize) -> Vec<usize>,
     opts: &DecodeOptions,
     deadline: &Deadline,
+    capture: &Capture,
 ) -> Result<Decoded, DecodeError> {
     let mut first = Demuxer::open(path, opts, deadline)?;
     let mut info = first.info.clone();
@@ -158,7 +159,19 @@ fn decode_video(
     })?;
     drop(first);
     info.decoded_frames = stats.frames;
-    info.decode_errors = stats.errors;
+    // A file cut off between packets decodes without one error: the demuxer only logs
+    // "partial file" and stops early. Fewer frames than the header states plus that message
+    // is a truncated file (fewer frames alone is not: packed B-frame AVIs report extra).
+    let cut_off = info.missing_frames() > 0
+        && capture
+            .messages()
+            .iter()
+            .any(|m| m.contains("partial file"));
+    info.decode_errors = stats.errors + usize::from(cut_off);
+    let stats = PassStats {
+        errors: info.decode_errors,
+        ..stats
+    };
     if let Some((w, h)) = first_size {
         (info.width, info.height) = if rotation % 180 == 90 { (h, w) } else { (w, h) };
     }
