@@ -564,6 +564,21 @@ fn truncated_video_is_damaged_unless_allowed() {
     assert!(e.reason.contains("of the 30 the header states"), "{e}");
     let (d, _) = decode_all(&half, &allowed());
     assert!(d.info.decode_errors > 0 && d.info.damage().contains("of 30"));
+    // Cut between packets, the file decodes without one decoder error; FFmpeg only logs
+    // "partial file". Still damaged, wherever the cut falls.
+    let bytes = std::fs::read(&fast).unwrap();
+    for percent in [60, 70, 80, 90, 95] {
+        let cut = dir.path().join(format!("cut{percent}.mp4"));
+        std::fs::write(&cut, &bytes[..bytes.len() * percent / 100]).unwrap();
+        let e = decode(&Source::Video(cut), &mut |n| (0..n).collect(), &opts()).unwrap_err();
+        assert!(
+            matches!(
+                e.kind,
+                DecodeErrorKind::Damaged | DecodeErrorKind::NoFrames | DecodeErrorKind::Corrupt
+            ),
+            "{percent}%: {e}"
+        );
+    }
 }
 
 fn allowed() -> DecodeOptions {

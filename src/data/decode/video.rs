@@ -46,7 +46,7 @@ pub(super) fn decode(
     ffmpeg_log::init();
     let capture = Capture::start();
     let deadline = Deadline::new(opts);
-    match decode_video(path, select, opts, &deadline) {
+    match decode_video(path, select, opts, &deadline, &capture) {
         Ok(mut decoded) => {
             decoded.info.messages = capture.messages();
             Ok(decoded)
@@ -130,8 +130,10 @@ fn decode_video(
     select: &mut dyn FnMut(usize) -> Vec<usize>,
     opts: &DecodeOptions,
     deadline: &Deadline,
+    capture: &Capture,
 ) -> Result<Decoded, DecodeError> {
     let mut first = Demuxer::open(path, opts, deadline)?;
+    let first_index_end = first.index_end();
     let mut info = first.info.clone();
     let rotation = if opts.autorotate { first.rotation } else { 0 };
     info.rotation = rotation;
@@ -158,7 +160,21 @@ fn decode_video(
     })?;
     drop(first);
     info.decoded_frames = stats.frames;
-    info.decode_errors = stats.errors;
+    // A file cut off between packets decodes without one error: the demuxer only logs
+    // "partial file" and stops early. Fewer frames than the header states plus that message
+    // is a truncated file (fewer frames alone is not: packed B-frame AVIs report extra).
+    let file_len = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+    let cut_off = info.missing_frames() > 0
+        && (first_index_end > file_len
+            || capture
+                .messages()
+                .iter()
+                .any(|m| m.contains("partial file")));
+    info.decode_errors = stats.errors + usize::from(cut_off);
+    let stats = PassStats {
+        errors: info.decode_errors,
+        ..stats
+    };
     if let Some((w, h)) = first_size {
         (info.width, info.height) = if rotation % 180 == 90 { (h, w) } else { (w, h) };
     }
@@ -261,6 +277,28 @@ struct PassStats {
 }
 
 impl Demuxer {
+    /// Where the container's index says the stream's last packet ends (byte offset; 0 when
+    /// it has no index). Past the file's length, the file was cut off.
+    fn index_end(&self) -> u64 {
+        let Some(st) = self.input.stream(self.stream) else {
+            return 0;
+        };
+        let mut end: i64 = 0;
+        // SAFETY: `st` is a stream of the open input; entries are read before any call that
+        // could change the index.
+        unsafe {
+            let st = st.as_ptr() as *mut ffi::AVStream;
+            let n = ffi::avformat_index_get_entries_count(st);
+            for i in 0..n {
+                let e = ffi::avformat_index_get_entry(st, i);
+                if !e.is_null() {
+                    end = end.max((*e).pos.saturating_add(i64::from((*e).size())));
+                }
+            }
+        }
+        u64::try_from(end).unwrap_or(0)
+    }
+
     fn open(
         path: &Path,
         opts: &DecodeOptions,
