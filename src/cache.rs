@@ -211,11 +211,7 @@ pub fn entries_sha256(entries: &[Entry]) -> String {
     for e in entries {
         h.update(format!("{:?}\t{:?}\n", e.source, e.labels).as_bytes());
     }
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&h.finalize())
 }
 
 /// One shard as the index lists it.
@@ -281,7 +277,7 @@ impl CacheIndex {
 /// SHA-256 of a file's bytes.
 pub fn file_sha256(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(hex(&Sha256::digest(&bytes)))
+    Ok(crate::util::sha256_hex(&bytes))
 }
 
 /// Settings of an extraction beyond the key.
@@ -464,7 +460,7 @@ pub fn extract(
             chunk,
             file,
             entries: stored,
-            sha256: hex(&Sha256::digest(&bytes)),
+            sha256: crate::util::sha256_hex(&bytes),
         });
         index.shards.sort_by_key(|r| r.chunk);
         // The index after every shard: an interruption loses at most the shard in progress.
@@ -585,13 +581,10 @@ fn extract_chunk(
             (name.clone(), view)
         })
         .collect();
-    let sums: BTreeMap<&str, String> = tensors
-        .iter()
-        .map(|(name, (_, bytes, _))| (name.as_str(), hex(&Sha256::digest(bytes))))
-        .collect();
-    let meta = HashMap::from([(
-        CHECKSUMS.to_string(),
-        serde_json::to_string(&sums).expect("checksums serialise"),
+    let meta = HashMap::from([crate::util::tensor_sums_entry(
+        tensors
+            .iter()
+            .map(|(name, (_, bytes, _))| (name.as_str(), bytes.as_slice())),
     )]);
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::Input(format!("cannot serialise a cache shard: {e}")))?;
@@ -614,8 +607,8 @@ fn encode(values: &[f32], dtype: CacheDtype) -> (safetensors::Dtype, Vec<u8>) {
     }
 }
 
-/// The shard header entry holding each tensor's SHA-256 (JSON object: name -> hex digest).
-pub const CHECKSUMS: &str = "vidapter_sha256";
+/// What to do about a damaged shard.
+const REEXTRACT: &str = "run `vidapter extract` again (it re-extracts damaged shards)";
 
 /// An opened, complete cache: levels and labels of stored clips by entry index.
 pub struct FeatureCache {
@@ -624,7 +617,7 @@ pub struct FeatureCache {
     /// One store per shard, in index order.
     shards: Vec<WeightStore>,
     /// Per shard: each tensor's SHA-256 (`None`: a shard written before checksums).
-    sums: Vec<Option<HashMap<String, String>>>,
+    sums: Vec<ShardSums>,
     /// Level tensors already verified in this process (each is hashed on its first read).
     verified: std::collections::HashSet<String>,
     /// Entry index -> position in `shards`.
@@ -801,25 +794,8 @@ impl FeatureCache {
         let s = self.shard_of[&id];
         if let Some(sums) = &self.sums[s] {
             let path = self.dir.join(&self.index.shards[s].file);
-            let want = sums.get(name).ok_or_else(|| {
-                Error::format(
-                    &path,
-                    format!("tensor `{name}` has no checksum in the header: the file was altered"),
-                )
-            })?;
             let (_, bytes) = encode(values, self.index.key.dtype);
-            let got = hex(&Sha256::digest(&bytes));
-            if &got != want {
-                return Err(Error::format(
-                    &path,
-                    format!(
-                        "tensor `{name}` is damaged: its bytes hash to {}, the shard recorded \
-                         {}; run `vidapter extract` again (it re-extracts damaged shards)",
-                        &got[..16],
-                        &want[..want.len().min(16)]
-                    ),
-                ));
-            }
+            crate::util::check_tensor_sum(sums, name, &bytes, &path, REEXTRACT)?;
         }
         self.verified.insert(name.to_string());
         Ok(())
@@ -832,7 +808,7 @@ impl FeatureCache {
 }
 
 /// Per-tensor checksums of a shard, and the labels read from it.
-type ShardSums = Option<HashMap<String, String>>;
+type ShardSums = Option<crate::util::TensorSums>;
 
 /// The `clip.{i}.label` tensors (i64 `[L]`) of `ids` in the shard at `path` (each checked
 /// against its checksum), and the shard's per-tensor checksums (`None` for a shard written
@@ -846,15 +822,7 @@ fn read_labels(path: &Path, ids: &[usize]) -> Result<(HashMap<usize, Vec<usize>>
         .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&map)
         .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
-    let sums: ShardSums = match header.metadata().as_ref().and_then(|m| m.get(CHECKSUMS)) {
-        Some(json) => Some(serde_json::from_str(json).map_err(|e| {
-            Error::format(
-                path,
-                format!("the `{CHECKSUMS}` header entry is not a JSON object of digests: {e}"),
-            )
-        })?),
-        None => None,
-    };
+    let sums: ShardSums = crate::util::read_tensor_sums(header.metadata(), path)?;
     let mut out = HashMap::new();
     for &id in ids {
         let name = format!("clip.{id}.label");
@@ -874,16 +842,8 @@ fn read_labels(path: &Path, ids: &[usize]) -> Result<(HashMap<usize, Vec<usize>>
                 ),
             ));
         }
-        if let Some(sums) = &sums
-            && sums.get(&name) != Some(&hex(&Sha256::digest(view.data())))
-        {
-            return Err(Error::format(
-                path,
-                format!(
-                    "tensor `{name}` is damaged (its bytes do not match the shard's checksum); \
-                     run `vidapter extract` again (it re-extracts damaged shards)"
-                ),
-            ));
+        if let Some(sums) = &sums {
+            crate::util::check_tensor_sum(sums, &name, view.data(), path, REEXTRACT)?;
         }
         let labels = view
             .data()

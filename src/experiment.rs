@@ -280,10 +280,10 @@ pub fn load_model(
             checkpoint.display(),
             ckpt.meta.backbone.spec,
             ckpt.meta.backbone.summary,
-            &ckpt.meta.backbone.sha256[..12],
+            crate::util::short_digest(&ckpt.meta.backbone.sha256),
             cfg.backbone,
             prep.backbone_id.summary,
-            &prep.backbone_id.sha256[..12]
+            crate::util::short_digest(&prep.backbone_id.sha256)
         )));
     }
     let model = VideoClassifier::new(

@@ -202,3 +202,87 @@ pub fn config_dir(file: &Path) -> std::path::PathBuf {
     // `absolute` keeps `.` components as written ("/cwd/."); drop them for readable paths.
     dir.components().collect()
 }
+
+/// The safetensors header entry in which vidapter's own files (checkpoints, feature-cache
+/// shards) store each tensor's SHA-256: a JSON object, tensor name -> hex digest. The
+/// safetensors structure alone does not notice flipped bytes inside a tensor.
+pub const TENSOR_SUMS: &str = "vidapter_sha256";
+
+/// Tensor name -> hex SHA-256 of its bytes, as stored under [`TENSOR_SUMS`].
+pub type TensorSums = std::collections::BTreeMap<String, String>;
+
+/// Lower-case hex of `bytes` (a digest).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}
+
+/// The first 12 hex digits of a digest, for messages.
+pub fn short_digest(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// The [`TENSOR_SUMS`] header entry for `tensors` (name, bytes).
+pub fn tensor_sums_entry<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> (String, String) {
+    let sums: TensorSums = tensors
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), sha256_hex(bytes)))
+        .collect();
+    (
+        TENSOR_SUMS.to_string(),
+        serde_json::to_string(&sums).expect("checksums serialise"),
+    )
+}
+
+/// The [`TENSOR_SUMS`] of a safetensors header's metadata; `None` for a file written before
+/// vidapter stored them, an error naming `path` when the entry is not what it should be.
+pub fn read_tensor_sums(
+    metadata: &Option<std::collections::HashMap<String, String>>,
+    path: &Path,
+) -> Result<Option<TensorSums>> {
+    match metadata.as_ref().and_then(|m| m.get(TENSOR_SUMS)) {
+        Some(json) => serde_json::from_str(json).map(Some).map_err(|e| {
+            Error::format(
+                path,
+                format!("the `{TENSOR_SUMS}` header entry is not a JSON object of digests: {e}"),
+            )
+        }),
+        None => Ok(None),
+    }
+}
+
+/// Checks tensor `name`'s `bytes` against `sums`, refusing an absent or different digest with
+/// an error naming `path` and the tensor; `remedy` says what to do about it.
+pub fn check_tensor_sum(
+    sums: &TensorSums,
+    name: &str,
+    bytes: &[u8],
+    path: &Path,
+    remedy: &str,
+) -> Result<()> {
+    let Some(want) = sums.get(name) else {
+        return Err(Error::format(
+            path,
+            format!("tensor `{name}` has no checksum in the header: the file was altered"),
+        ));
+    };
+    let got = sha256_hex(bytes);
+    if &got != want {
+        return Err(Error::format(
+            path,
+            format!(
+                "tensor `{name}` is damaged: its bytes hash to {}, the file recorded {}; {remedy}",
+                &got[..16],
+                &want[..want.len().min(16)]
+            ),
+        ));
+    }
+    Ok(())
+}

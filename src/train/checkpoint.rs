@@ -32,17 +32,6 @@ use crate::methods::MethodConfig;
 /// Checkpoint format version written and understood.
 pub const FORMAT: u32 = 1;
 
-/// The header entry holding each tensor's SHA-256 (JSON object: name -> hex digest).
-pub const CHECKSUMS: &str = "vidapter_sha256";
-
-/// Hex SHA-256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Which frozen backbone a checkpoint was trained on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackboneId {
@@ -69,11 +58,7 @@ impl BackboneId {
                 hasher.update(&buf[..n]);
             }
         }
-        let sha256 = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = crate::util::hex(&hasher.finalize());
         Ok(BackboneId {
             spec: spec.to_string(),
             sha256,
@@ -189,18 +174,12 @@ pub fn save<M: Module>(path: &Path, model: &M, optim: &AdamW, meta: &CheckpointM
             )
         })
         .collect();
-    let sums: BTreeMap<&str, String> = tensors
-        .iter()
-        .map(|(k, _, b)| (k.as_str(), sha256_hex(b)))
-        .collect();
-    let mut header = HashMap::new();
+    let mut header = HashMap::from([crate::util::tensor_sums_entry(
+        tensors.iter().map(|(k, _, b)| (k.as_str(), b.as_slice())),
+    )]);
     header.insert(
         "vidapter".to_string(),
         serde_json::to_string(meta).expect("metadata serialises"),
-    );
-    header.insert(
-        CHECKSUMS.to_string(),
-        serde_json::to_string(&sums).expect("checksums serialise"),
     );
     let data = safetensors::serialize(views, Some(header))
         .map_err(|e| Error::format(path, format!("cannot serialise checkpoint: {e}")))?;
@@ -243,51 +222,30 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
             ),
         ));
     }
-    let sums: Option<BTreeMap<String, String>> =
-        match header.metadata().as_ref().and_then(|m| m.get(CHECKSUMS)) {
-            Some(json) => Some(serde_json::from_str(json).map_err(|e| {
-                Error::format(
-                    path,
-                    format!("the `{CHECKSUMS}` header entry is not a JSON object of digests: {e}"),
-                )
-            })?),
-            None => {
-                tracing::warn!(
-                    "{}: written before checkpoints carried tensor checksums; its tensors cannot \
-                 be verified (save it again, e.g. by resuming, to add them)",
-                    path.display()
-                );
-                None
-            }
-        };
+    let sums = crate::util::read_tensor_sums(header.metadata(), path)?;
+    if sums.is_none() {
+        tracing::warn!(
+            "{}: written before checkpoints carried tensor checksums; its tensors cannot be \
+             verified (save it again, e.g. by resuming, to add them)",
+            path.display()
+        );
+    }
     let st = SafeTensors::deserialize(&data)
         .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
     if let Some(sums) = &sums {
         let names: std::collections::BTreeSet<String> =
             st.names().into_iter().map(str::to_string).collect();
         for name in &names {
-            let Some(want) = sums.get(name) else {
-                return Err(Error::format(
-                    path,
-                    format!("tensor `{name}` has no checksum in the header: the file was altered"),
-                ));
-            };
             let view = st
                 .tensor(name)
                 .map_err(|e| Error::format(path, format!("tensor `{name}`: {e}")))?;
-            let got = sha256_hex(view.data());
-            if &got != want {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "tensor `{name}` is damaged: its bytes hash to {}, the checkpoint \
-                         recorded {}; use another checkpoint (e.g. best.safetensors or an \
-                         earlier copy)",
-                        &got[..16],
-                        &want[..want.len().min(16)]
-                    ),
-                ));
-            }
+            crate::util::check_tensor_sum(
+                sums,
+                name,
+                view.data(),
+                path,
+                "use another checkpoint (e.g. best.safetensors or an earlier copy)",
+            )?;
         }
         if let Some(absent) = sums.keys().find(|k| !names.contains(*k)) {
             return Err(Error::format(
@@ -426,7 +384,6 @@ pub fn apply_trainable<M: Module>(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     /// The load-time cost of the checksums on a ViT-B/16 full fine-tuning checkpoint: 86M f32
     /// parameters are 344 MB of weights (`best.safetensors`), three times that with the
@@ -437,7 +394,7 @@ mod tests {
     fn checksum_cost_on_vit_b_sized_tensors() {
         let bytes = vec![0x5Au8; 86_000_000 * 4];
         let t0 = std::time::Instant::now();
-        let digest = sha256_hex(&bytes);
+        let digest = crate::util::sha256_hex(&bytes);
         let s = t0.elapsed().as_secs_f64();
         println!(
             "SHA-256 over {} MB: {s:.3} s ({:.0} MB/s); with moments (x3): {:.2} s [{}]",

@@ -123,11 +123,6 @@ impl Default for TrainSettings {
     }
 }
 
-/// The first 12 hex digits of a digest, for messages.
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
-}
-
 /// Drops from the `metrics.jsonl` at `path` every record of an epoch after `epochs` (and a
 /// partial last line a kill left), so that a resumed run appends to exactly the history its
 /// checkpoint holds. No file: nothing to do.
@@ -469,10 +464,10 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 last_path.display(),
                 ckpt.meta.backbone.spec,
                 ckpt.meta.backbone.summary,
-                short(&ckpt.meta.backbone.sha256),
+                crate::util::short_digest(&ckpt.meta.backbone.sha256),
                 job.backbone.spec,
                 job.backbone.summary,
-                short(&job.backbone.sha256)
+                crate::util::short_digest(&job.backbone.sha256)
             )));
         }
         if ckpt.meta.method != job.method || ckpt.meta.classes != job.classes {

@@ -267,7 +267,7 @@ fn damaged_checkpoint_tensor_is_refused_naming_it() {
     header["__metadata__"]
         .as_object_mut()
         .unwrap()
-        .remove(checkpoint::CHECKSUMS)
+        .remove(vidapter::util::TENSOR_SUMS)
         .expect("new checkpoints carry checksums");
     let mut text = serde_json::to_vec(&header).unwrap();
     while !text.len().is_multiple_of(8) {
