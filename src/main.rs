@@ -1092,9 +1092,6 @@ fn data_check(
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     use vidapter::data::{check, decode::DecodeOptions, report};
-    if frames == Some(0) {
-        bail!("--frames must be at least 1 (it is the clip length a run samples)");
-    }
     let cfg = DatasetConfig::from_toml_file(config)?;
     // A run config says how many frames its clips take; a bare [data] file does not.
     let frames = match frames {
@@ -1104,8 +1101,17 @@ fn data_check(
             .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
             .and_then(|d| d.get("sampling")?.get("frames")?.as_integer())
         {
-            Some(f) if f >= 1 => f as usize,
-            _ => 8,
+            Some(f) => usize::try_from(f)
+                .ok()
+                .filter(|f| (1..=vidapter::train::config::MAX_FRAMES).contains(f))
+                .with_context(|| {
+                    format!(
+                        "{}: field `sampling.frames`: {f} is outside 1..={}",
+                        config.display(),
+                        vidapter::train::config::MAX_FRAMES
+                    )
+                })?,
+            None => 8,
         },
     };
     if !quiet {

@@ -397,30 +397,23 @@ impl RunConfig {
                 format!("{short} is smaller than spatial.size ({size}): the crop would not fit"),
             ));
         }
-        for (field, range, lo_open) in [
-            ("spatial.area", sp.area, true),
-            ("spatial.ratio", sp.ratio, true),
+        for (field, range, high, allowed) in [
+            (
+                "spatial.area",
+                sp.area,
+                1.0,
+                "<= 1 (fractions of the frame)",
+            ),
+            ("spatial.ratio", sp.ratio, 100.0, "<= 100"),
         ] {
-            if let Some([a, b]) = range {
-                let bad = !(a.is_finite() && b.is_finite())
-                    || (lo_open && a <= 0.0)
-                    || a > b
-                    || (field == "spatial.area" && b > 1.0)
-                    || (field == "spatial.ratio" && b > 100.0);
-                if bad {
-                    return Err(Error::config(
-                        path,
-                        field,
-                        format!(
-                            "[{a}, {b}]: expected [low, high] with 0 < low <= high{}",
-                            if field == "spatial.area" {
-                                " <= 1 (fractions of the frame)"
-                            } else {
-                                " <= 100"
-                            }
-                        ),
-                    ));
-                }
+            if let Some([a, b]) = range
+                && (!(a.is_finite() && b.is_finite()) || a <= 0.0 || a > b || b > high)
+            {
+                return Err(Error::config(
+                    path,
+                    field,
+                    format!("[{a}, {b}]: expected [low, high] with 0 < low <= high {allowed}"),
+                ));
             }
         }
         if let Some(m) = sp.mean
