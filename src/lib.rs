@@ -4,36 +4,27 @@
 //! ([`backbone`]), and adapted to video by training a few parameters. This crate is the
 //! library; the `vidapter` binary parses arguments and calls it.
 //!
-//! Map:
-//! - [`backbone`]: the one Vision Transformer, its configs, weight loading and hub resolution;
-//! - [`extract`]: hidden states of a pixel tensor, named as transformers names them;
+//! Map, in layers (a module imports only from layers below it; `tests/it/layers.rs` checks):
+//! - [`error`], [`util`]: the error type, which always names the file, tensor or field at
+//!   fault; atomic writes, checksums, progress, temporary folders;
+//! - [`data`]: decoding, sampling, transforms, the loader, dataset formats, the checker;
+//!   [`backbone`]: the one Vision Transformer, its configs, weight loading, hub resolution,
+//!   identity and hidden-state extraction; [`device`]: `--device`;
 //! - [`methods`]: FE-Adapter, ST-Adapter, M-adapter, EVL, full fine-tuning, the linear probe;
-//!   the video classifier;
-//! - [`train`]: loss, optimiser, schedules, checkpoints, the training loop;
-//! - [`demo`]: `vidapter demo`, the papers' story offline on synthetic videos;
-//! - [`data`]: decoding, sampling, transforms, the loader, the dataset checker;
-//! - [`compare`]: tensor-by-tensor relative error between two safetensors files;
-//! - [`bench`]: timing against PyTorch in the same run; [`bench_train`]: a training step of
-//!   each method, its time and peak memory;
-//! - [`device`]: `--device cpu | vulkan:N | cuda:N`;
-//! - [`eval`]: metrics (UAR, WAR, top-k), multi-view aggregation, plots and report tables;
-//! - [`error`]: the error type, which always names the file, tensor or field at fault.
+//!   the video classifier; [`eval`]: metrics (UAR, WAR, top-k), multi-view aggregation,
+//!   plots, report tables, tensor comparison;
+//! - [`train`]: run config, loss, optimiser, schedules, checkpoints, the feature cache, the
+//!   training loop;
+//! - [`app`]: each subcommand (train/eval/predict/kfold, extract, demo, bench).
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod backbone;
-pub mod bench;
-pub mod bench_cache;
-pub mod bench_train;
-pub mod cache;
-pub mod compare;
 pub mod data;
-pub mod demo;
 pub mod device;
 pub mod error;
 pub mod eval;
-pub mod experiment;
-pub mod extract;
 pub mod methods;
 pub mod train;
 pub mod util;

@@ -7,11 +7,15 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use vidapter::app::bench::{self, train as bench_train};
+use vidapter::app::experiment;
+use vidapter::backbone::extract;
 use vidapter::backbone::{Backbone, Layout};
 use vidapter::data::config::{DatasetConfig, Split};
+use vidapter::device;
+use vidapter::eval::compare;
 use vidapter::methods::{MethodConfig, VideoClassifier};
 use vidapter::train::config::RunConfig;
-use vidapter::{bench, bench_train, compare, device, experiment, extract};
 
 /// Parameter-efficient image-to-video transfer learning: frozen image models (CLIP, DINOv2,
 /// ViT) adapted to video.
@@ -182,7 +186,7 @@ enum Command {
         views: Option<usize>,
         /// Stored precision: f16 or f32.
         #[arg(long, default_value = "f16")]
-        dtype: vidapter::cache::CacheDtype,
+        dtype: vidapter::train::cache::CacheDtype,
         /// Override a config field (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -340,7 +344,7 @@ enum BenchWhat {
         epochs: usize,
         /// Stored precision: f16 or f32.
         #[arg(long, default_value = "f16")]
-        dtype: vidapter::cache::CacheDtype,
+        dtype: vidapter::train::cache::CacheDtype,
         /// Override a config field (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -495,7 +499,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             dataset,
         } => {
-            let opts = vidapter::demo::DemoOptions {
+            let opts = vidapter::app::demo::DemoOptions {
                 out: out.clone(),
                 quick,
                 seed,
@@ -504,7 +508,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 device_name: cli.device.clone(),
                 dataset,
             };
-            let report = vidapter::demo::run(&opts, &device)?;
+            let report = vidapter::app::demo::run(&opts, &device)?;
             println!(
                 "\nreport: {} (plots uar.png, memory.png; runs under {})",
                 report.report.display(),
@@ -711,7 +715,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let split: Split = split.parse().map_err(anyhow::Error::msg)?;
             let cfg = RunConfig::from_file(&config, &overrides(&set, Vec::new())?)?;
-            let r = vidapter::cache::extract_run(
+            let r = vidapter::app::extract::extract_run(
                 &cfg, &config, split, views, dtype, &out, !cli.quiet, &device,
             )?;
             println!(
@@ -872,7 +876,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 set,
             } => {
                 let cfg = RunConfig::from_file(&config, &overrides(&set, Vec::new())?)?;
-                let b = vidapter::bench_cache::bench_cache(
+                let b = vidapter::app::bench::cache::bench_cache(
                     &cfg,
                     &config,
                     backbone.as_deref(),

@@ -286,3 +286,8 @@ pub fn check_tensor_sum(
     }
     Ok(())
 }
+
+/// Peak resident set size of this process so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    proc_status_bytes("VmHWM")
+}

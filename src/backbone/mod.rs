@@ -6,6 +6,8 @@
 //! compares every hidden state with references made by `scripts/make_backbone_fixtures.py`.
 
 mod config;
+pub mod extract;
+mod id;
 mod interp;
 mod load_hf;
 mod load_openai_clip;
@@ -15,6 +17,7 @@ mod vit;
 mod weights;
 
 pub use config::{Activation, Architecture, Pooler, VitConfig};
+pub use id::{BackboneId, weight_files};
 pub use save_hf::save_vit_hf;
 pub use source::{ModelFiles, resolve};
 pub use vit::{Attention, Block, Init, Mlp, VisionTransformer, VitOutput};

@@ -95,6 +95,16 @@ pub struct Batch {
     pub views: usize,
 }
 
+impl Batch {
+    /// The clips as a `[B * V, T, 3, S, S]` tensor on `device`.
+    pub fn tensor(&self, device: &burn::tensor::Device) -> burn::tensor::Tensor<5> {
+        burn::tensor::Tensor::from_data(
+            burn::tensor::TensorData::new(self.clips.clone(), self.shape),
+            device,
+        )
+    }
+}
+
 /// Everything that went wrong while loading one clip.
 type ClipResult = Result<Vec<f32>, Problem>;
 

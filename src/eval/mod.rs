@@ -14,6 +14,7 @@
 //!
 //! Everything here takes plain slices and vectors: no tensor, no device.
 
+pub mod compare;
 mod glyphs;
 pub mod metrics;
 pub mod plot;

@@ -21,7 +21,7 @@
 //! [method]
 //! kind = "fe_adapter"
 //!
-//! [train]                                     # see train::TrainSettings
+//! [train]                                     # see train::config::TrainSettings
 //! epochs = 30
 //!
 //! [eval]
@@ -36,7 +36,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::run::TrainSettings;
 use crate::backbone::VitConfig;
 use crate::data::config::DatasetConfig;
 use crate::data::sampling::Sampling;
@@ -132,6 +131,80 @@ impl Default for EvalSettings {
             temporal_views: 1,
             spatial_views: 1,
             val_on_test: false,
+        }
+    }
+}
+
+/// Loop settings (the `[train]` table of a run config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Clips per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step (gradient accumulation).
+    pub accumulate: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Final learning rate of the cosine.
+    pub min_lr: f64,
+    /// Warm-up length in epochs (may be fractional).
+    pub warmup_epochs: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Label smoothing of the cross-entropy.
+    pub label_smoothing: f64,
+    /// Clip the global gradient norm (0 = off).
+    pub clip_grad_norm: f64,
+    /// Recompute memory-bound activations in the backward pass (less memory, more time).
+    pub gradient_checkpointing: bool,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Decode threads.
+    pub workers: usize,
+    /// Stop at the first unreadable or damaged clip instead of skipping it.
+    pub strict: bool,
+    /// Use damaged clips (a truncated video, a frame folder with a gap or a broken frame
+    /// file) with a warning naming each, instead of skipping them (default off).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_damaged: bool,
+    /// Feature cache folder (`vidapter extract --config ... --out DIR`): side-branch methods
+    /// train from its stored backbone levels instead of decoding clips and running the
+    /// backbone; epoch `e` uses the cache's view `e mod views`. Refused when the cache was
+    /// made with other settings than the run's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<PathBuf>,
+}
+
+impl TrainSettings {
+    /// The decoder settings these settings ask for (`allow_damaged`).
+    pub fn decode_options(&self) -> crate::data::decode::DecodeOptions {
+        crate::data::decode::DecodeOptions {
+            allow_damaged: self.allow_damaged,
+            ..Default::default()
+        }
+    }
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            epochs: 10,
+            batch_size: 8,
+            accumulate: 1,
+            lr: 1e-3,
+            min_lr: 0.0,
+            warmup_epochs: 1.0,
+            weight_decay: 0.05,
+            label_smoothing: 0.0,
+            clip_grad_norm: 0.0,
+            gradient_checkpointing: false,
+            seed: 0,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            strict: false,
+            allow_damaged: false,
+            cache: None,
         }
     }
 }

@@ -1,11 +1,13 @@
-//! Training: the loss, the optimiser over trainable parameters only, schedules, checkpoints
-//! and the loop. Model and method files hold none of this (style.md, "training apart from
-//! models").
+//! Training: the run config, the loss, the optimiser over trainable parameters only,
+//! schedules, checkpoints, the side-branch feature cache, the validation pass and the loop.
+//! Model and method files hold none of this (style.md, "training apart from models").
 
+pub mod cache;
 pub mod checkpoint;
 pub mod config;
 pub mod loss;
 pub mod optim;
+pub mod predict;
 pub mod run;
 
-pub use run::{TrainJob, TrainSettings, TrainSummary, train};
+pub use run::{TrainJob, TrainSummary, train};

@@ -17,111 +17,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
+use burn::tensor::{Device, Tensor};
+use serde::Serialize;
 
-use super::checkpoint::{self, BackboneId, CheckpointMeta};
+use super::checkpoint::{self, CheckpointMeta};
+use super::config::TrainSettings;
 use super::loss::cross_entropy;
 use super::optim::{AdamW, GradBuffer, OptimConfig};
-use crate::cache::{CacheDtype, CacheKey, CacheViews, FeatureCache};
-use crate::data::loader::{self, Batch, ClipSpec, LoaderConfig, Views};
+use super::predict::predict_probs;
+use crate::backbone::BackboneId;
+use crate::data::loader::{self, ClipSpec, LoaderConfig, Views};
 use crate::data::{ClassMap, Entry, Problem};
 use crate::error::{Error, Result};
 use crate::methods::{MethodConfig, VideoClassifier};
-
-/// Loop settings (the `[train]` table of a run config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSettings {
-    /// Passes over the training split.
-    #[serde(default = "d_epochs")]
-    pub epochs: usize,
-    /// Clips per micro-batch.
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
-    /// Micro-batches per optimiser step (gradient accumulation).
-    #[serde(default = "d_one")]
-    pub accumulate: usize,
-    /// Peak learning rate.
-    #[serde(default = "d_lr")]
-    pub lr: f64,
-    /// Final learning rate of the cosine.
-    #[serde(default)]
-    pub min_lr: f64,
-    /// Warm-up length in epochs (may be fractional).
-    #[serde(default = "d_warmup")]
-    pub warmup_epochs: f64,
-    /// Decoupled weight decay.
-    #[serde(default = "d_wd")]
-    pub weight_decay: f64,
-    /// Label smoothing of the cross-entropy.
-    #[serde(default)]
-    pub label_smoothing: f64,
-    /// Clip the global gradient norm (0 = off).
-    #[serde(default)]
-    pub clip_grad_norm: f64,
-    /// Recompute memory-bound activations in the backward pass (less memory, more time).
-    #[serde(default)]
-    pub gradient_checkpointing: bool,
-    /// Seed of everything random.
-    #[serde(default)]
-    pub seed: u64,
-    /// Decode threads.
-    #[serde(default = "d_workers")]
-    pub workers: usize,
-    /// Stop at the first unreadable or damaged clip instead of skipping it.
-    #[serde(default)]
-    pub strict: bool,
-    /// Use damaged clips (a truncated video, a frame folder with a gap or a broken frame
-    /// file) with a warning naming each, instead of skipping them (default off).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_damaged: bool,
-    /// Feature cache folder (`vidapter extract --config ... --out DIR`): side-branch methods
-    /// train from its stored backbone levels instead of decoding clips and running the
-    /// backbone; epoch `e` uses the cache's view `e mod views`. Refused when the cache was
-    /// made with other settings than the run's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<PathBuf>,
-}
-
-fn d_epochs() -> usize {
-    10
-}
-fn d_batch() -> usize {
-    8
-}
-fn d_one() -> usize {
-    1
-}
-fn d_lr() -> f64 {
-    1e-3
-}
-fn d_warmup() -> f64 {
-    1.0
-}
-fn d_wd() -> f64 {
-    0.05
-}
-fn d_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-impl TrainSettings {
-    /// The decoder settings these settings ask for (`allow_damaged`).
-    pub fn decode_options(&self) -> crate::data::decode::DecodeOptions {
-        crate::data::decode::DecodeOptions {
-            allow_damaged: self.allow_damaged,
-            ..Default::default()
-        }
-    }
-}
-
-impl Default for TrainSettings {
-    fn default() -> Self {
-        toml::from_str("").expect("every field has a default")
-    }
-}
+use crate::train::cache::{CacheDtype, CacheKey, CacheViews, FeatureCache};
+use crate::util::peak_rss_bytes;
 
 /// Drops from the `metrics.jsonl` at `path` every record of an epoch after `epochs` (and a
 /// partial last line a kill left), so that a resumed run appends to exactly the history its
@@ -202,76 +112,6 @@ pub struct TrainSummary {
     pub out: PathBuf,
 }
 
-/// Peak resident set size of this process so far (Linux `VmHWM`), in bytes.
-pub fn peak_rss_bytes() -> Option<u64> {
-    crate::util::proc_status_bytes("VmHWM")
-}
-
-/// `[B, T, 3, S, S]` tensor of a loader batch on `device`.
-pub fn batch_tensor(batch: &Batch, device: &Device) -> Tensor<5> {
-    Tensor::from_data(TensorData::new(batch.clips.clone(), batch.shape), device)
-}
-
-/// What a model said about a list of entries.
-#[derive(Debug, Clone)]
-pub struct Predictions {
-    /// `[N, K]` probabilities, views averaged as probabilities.
-    pub probs: Vec<f32>,
-    /// First label of each predicted entry.
-    pub labels: Vec<usize>,
-    /// Index of each predicted entry in the entry list.
-    pub entries: Vec<usize>,
-    /// Entries that could not be read (left out).
-    pub problems: Vec<Problem>,
-}
-
-/// Softmax probabilities of `model` over `entries` with the test views of `cfg`.
-pub fn predict_probs(
-    model: &VideoClassifier,
-    entries: Arc<Vec<Entry>>,
-    spec: Arc<ClipSpec>,
-    cfg: &LoaderConfig,
-    device: &Device,
-    bar: &ProgressBar,
-) -> Result<Predictions> {
-    let model = model.valid();
-    let k = model.classes();
-    let mut probs = Vec::new();
-    let mut labels = Vec::new();
-    let mut ids = Vec::new();
-    let mut epoch = loader::epoch(entries, spec, cfg, 0);
-    for batch in epoch.by_ref() {
-        let batch = batch.map_err(|p| Error::Input(format!("unreadable clip (strict): {p}")))?;
-        if batch.entries.is_empty() {
-            continue;
-        }
-        let logits = model
-            .forward(batch_tensor(&batch, device), None)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("f32");
-        // [B*V, K] logits, views of an entry together -> [B, K] mean probabilities.
-        probs.extend(crate::eval::aggregate_views(
-            &logits,
-            batch.views,
-            k,
-            crate::eval::Aggregate::Prob,
-        )?);
-        for (e, lab) in batch.labels.iter().enumerate() {
-            labels.push(lab[0]);
-            ids.push(batch.entries[e]);
-        }
-        bar.inc(batch.entries.len() as u64);
-    }
-    Ok(Predictions {
-        probs,
-        labels,
-        entries: ids,
-        problems: epoch.problems(),
-    })
-}
-
 /// Gives every parameter the gradient-checkpointing strategy of `device`: burn's
 /// `Module::train` lifts parameters with the default strategy, and an operation whose operands
 /// carry different strategies panics.
@@ -345,7 +185,7 @@ impl BatchSource<'_> {
                         .map(|batch| {
                             (!batch.entries.is_empty()).then(|| TrainBatch {
                                 targets: batch.labels.iter().map(|l| l[0]).collect(),
-                                inputs: Inputs::Clips(Box::new(batch_tensor(&batch, device))),
+                                inputs: Inputs::Clips(Box::new(batch.tensor(device))),
                             })
                         }),
                 )

@@ -12,17 +12,17 @@ use std::sync::Arc;
 use burn::tensor::Device;
 
 use vidapter::backbone::Backbone;
-use vidapter::cache::{
-    CacheDtype, CacheIndex, CacheKey, CacheViews, ExtractOptions, FeatureCache, extract,
-};
+use vidapter::backbone::BackboneId;
 use vidapter::data::loader::{self, ClipSpec, LoaderConfig, Views};
 use vidapter::data::sampling::Sampling;
 use vidapter::data::transform::SpatialConfig;
 use vidapter::data::{ClassMap, Entry, Source};
 use vidapter::methods::{EvlConfig, MAdapterConfig, MethodConfig, VideoClassifier};
-use vidapter::train::checkpoint::BackboneId;
-use vidapter::train::run::batch_tensor;
-use vidapter::train::{TrainJob, TrainSettings, train};
+use vidapter::train::cache::{
+    CacheDtype, CacheIndex, CacheKey, CacheViews, ExtractOptions, FeatureCache, extract,
+};
+use vidapter::train::config::TrainSettings;
+use vidapter::train::{TrainJob, train};
 
 /// `n` clips of 6 frames, 40x36 px PNGs; class 1 gets brighter over time, class 0 darker.
 fn clips(root: &Path, n: usize) -> Vec<Entry> {
@@ -154,7 +154,7 @@ fn cached_levels_give_the_logits_of_the_live_forward() {
             .unwrap()
             .unwrap();
         let live: Vec<f32> = model
-            .forward(batch_tensor(&batch, &device), None)
+            .forward(batch.tensor(&device), None)
             .into_data()
             .try_to_vec::<f32>()
             .unwrap(); // [5*2, 2]
@@ -249,7 +249,7 @@ fn a_cache_made_with_other_settings_is_refused_naming_the_field() {
     // So does another backbone and another entry list.
     let mut other = key.clone();
     other.backbone_sha256 = "0".repeat(64);
-    other.entries_sha256 = vidapter::cache::entries_sha256(&entries[..2]);
+    other.entries_sha256 = vidapter::train::cache::entries_sha256(&entries[..2]);
     let err = FeatureCache::open(&dir, &other).err().unwrap().to_string();
     assert!(
         err.contains("backbone_sha256") && err.contains("entries_sha256"),

@@ -14,6 +14,7 @@ mod data_loader;
 mod demo;
 mod eval_plots;
 mod fuzz;
+mod layers;
 mod method_parity;
 mod methods;
 mod side_branch;

@@ -12,13 +12,15 @@ use std::sync::Arc;
 use burn::tensor::Device;
 
 use vidapter::backbone::Backbone;
+use vidapter::backbone::BackboneId;
 use vidapter::data::loader::ClipSpec;
 use vidapter::data::sampling::Sampling;
 use vidapter::data::transform::SpatialConfig;
 use vidapter::data::{ClassMap, Entry, Source};
 use vidapter::methods::{FeAdapterConfig, MethodConfig, VideoClassifier};
-use vidapter::train::checkpoint::{self, BackboneId};
-use vidapter::train::{TrainJob, TrainSettings, train};
+use vidapter::train::checkpoint;
+use vidapter::train::config::TrainSettings;
+use vidapter::train::{TrainJob, train};
 
 /// `n` clips of 6 frames, 40x36 px PNGs; class 1 gets brighter over time, class 0 darker.
 fn clips(root: &Path, n: usize) -> Vec<Entry> {

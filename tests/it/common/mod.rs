@@ -90,7 +90,7 @@ pub fn copy_fixture(name: &str) -> vidapter::util::TempDir {
 
 /// `‖a − b‖ / ‖b‖`.
 pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    vidapter::compare::rel_err(a, b)
+    vidapter::eval::compare::rel_err(a, b)
 }
 
 /// `(ParamId, path, requires grad)` of every float parameter of `model`, in visiting order.

@@ -37,13 +37,13 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::app::experiment::{self, PredictOptions};
 use crate::backbone::{
     Activation, Architecture, Init, Pooler, VisionTransformer, VitConfig, save_vit_hf,
 };
 use crate::data::synth::{SynthConfig, SynthKind, SynthMedia, generate_forced};
 use crate::error::{Error, Result};
 use crate::eval;
-use crate::experiment::{self, PredictOptions};
 use crate::methods::{FullFinetuneConfig, MethodConfig, VideoClassifier};
 use crate::train::loss::cross_entropy;
 use crate::train::optim::{AdamW, GradBuffer, OptimConfig};

@@ -16,6 +16,7 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 use crate::backbone::Backbone;
+use crate::backbone::BackboneId;
 use crate::data::config::Split;
 use crate::data::decode::{DecodeOptions, Frame, decode};
 use crate::data::loader::{ClipSpec, LoaderConfig, Views};
@@ -25,9 +26,10 @@ use crate::data::{ClassMap, Entry, Source};
 use crate::error::{Error, Result};
 use crate::eval::{self, FoldSummary, Metrics};
 use crate::methods::VideoClassifier;
-use crate::train::checkpoint::{self, BackboneId};
+use crate::train::checkpoint;
 use crate::train::config::RunConfig;
-use crate::train::run::{TrainJob, TrainSummary, batch_tensor, predict_probs};
+use crate::train::predict::predict_probs;
+use crate::train::run::{TrainJob, TrainSummary};
 
 /// A run's pieces, built once.
 pub struct Prepared {
@@ -56,7 +58,7 @@ fn prepare_with(
 ) -> Result<Prepared> {
     let backbone = Backbone::load(&cfg.backbone, device)?;
     cfg.check_for_backbone(&backbone.config, config_path)?;
-    let files = checkpoint::weight_files(&backbone.files.weights)?;
+    let files = crate::backbone::weight_files(&backbone.files.weights)?;
     let c = &backbone.config;
     let backbone_id = BackboneId::of(
         &cfg.backbone,
@@ -703,7 +705,7 @@ pub fn predict_with(
             entries: Vec::new(),
             views: 1,
         };
-        let logits = model.forward(batch_tensor(&batch, device), None);
+        let logits = model.forward(batch.tensor(device), None);
         let k = names.len();
         let scores = logits
             .into_data()

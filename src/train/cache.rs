@@ -46,6 +46,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::backbone::BackboneId;
 use crate::backbone::WeightStore;
 use crate::data::loader::{self, ClipSpec, LoaderConfig, Views};
 use crate::data::sampling::Sampling;
@@ -53,8 +54,6 @@ use crate::data::transform::SpatialConfig;
 use crate::data::{Entry, Problem};
 use crate::error::{Error, Result};
 use crate::methods::VideoClassifier;
-use crate::train::checkpoint::BackboneId;
-use crate::train::run::batch_tensor;
 
 /// File name of the index inside a cache folder.
 pub const INDEX: &str = "index.json";
@@ -523,7 +522,7 @@ fn extract_chunk(
             if batch.entries.is_empty() {
                 continue;
             }
-            let levels = model.frozen_levels(batch_tensor(&batch, device));
+            let levels = model.frozen_levels(batch.tensor(device));
             for (lv, x) in key.levels.iter().zip(levels) {
                 let [bt, tokens, c] = x.dims();
                 let values = x
@@ -853,97 +852,4 @@ fn read_labels(path: &Path, ids: &[usize]) -> Result<(HashMap<usize, Vec<usize>>
         out.insert(id, labels);
     }
     Ok((out, sums))
-}
-
-/// The readable entries of `split` of a run config's dataset (unreadable ones are logged and
-/// skipped); an error naming the config when none is left.
-pub(crate) fn split_entries(
-    cfg: &crate::train::config::RunConfig,
-    config_path: &Path,
-    split: crate::data::config::Split,
-) -> Result<Arc<Vec<Entry>>> {
-    let ds = cfg.data.load(split)?;
-    for p in &ds.problems {
-        tracing::warn!("{split}: skipping {p}");
-    }
-    if ds.entries.is_empty() {
-        return Err(Error::Input(format!(
-            "{}: the {split} split has no readable entry",
-            config_path.display()
-        )));
-    }
-    Ok(Arc::new(ds.entries))
-}
-
-/// `vidapter extract --config`: the cache of `split` for the run `cfg` (read from
-/// `config_path`) in `out`. The training split stores `views` augmented views per clip
-/// (default 1) with the run's seed; validation and test store the run's test views
-/// (`[eval]`), and `views` must then be unset.
-///
-/// # Errors
-/// Config errors naming the field; those of [`extract`].
-#[allow(clippy::too_many_arguments)]
-pub fn extract_run(
-    cfg: &crate::train::config::RunConfig,
-    config_path: &Path,
-    split: crate::data::config::Split,
-    views: Option<usize>,
-    dtype: CacheDtype,
-    out: &Path,
-    progress: bool,
-    device: &Device,
-) -> Result<ExtractReport> {
-    use crate::data::config::Split;
-    let prep = crate::experiment::prepare(cfg, config_path, device)?;
-    let views = match (split, views) {
-        (Split::Train, n) => CacheViews::Train {
-            count: n.unwrap_or(1).max(1),
-            seed: cfg.train.seed,
-        },
-        (_, None) => CacheViews::Test {
-            temporal: cfg.eval.temporal_views,
-            spatial: cfg.eval.spatial_views,
-        },
-        (_, Some(_)) => {
-            return Err(Error::Input(format!(
-                "--views sets augmented training views; the {split} split is stored with the test views of [eval] (temporal_views, spatial_views)"
-            )));
-        }
-    };
-    let entries = split_entries(cfg, config_path, split)?;
-    let model = VideoClassifier::new(
-        prep.backbone.model.clone(),
-        &cfg.method,
-        prep.classes.len(),
-        cfg.train.seed,
-        device,
-    );
-    if model.levels_needed().is_empty() {
-        return Err(Error::config(
-            config_path,
-            "method.kind",
-            format!(
-                "`{}` trains inside the backbone; a feature cache only serves linear_probe, m_adapter and evl",
-                cfg.method.name()
-            ),
-        ));
-    }
-    let key = CacheKey::new(
-        &prep.backbone_id,
-        &model,
-        &prep.spec,
-        views,
-        dtype,
-        split.name(),
-        &entries,
-    )?;
-    let opts = ExtractOptions {
-        batch_size: cfg.train.batch_size.max(1),
-        workers: cfg.train.workers.max(1),
-        strict: cfg.train.strict,
-        allow_damaged: cfg.train.allow_damaged,
-        progress,
-        ..Default::default()
-    };
-    extract(&model, &key, entries, &prep.spec, out, &opts, device)
 }

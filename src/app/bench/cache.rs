@@ -13,10 +13,10 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use crate::backbone::{VisionTransformer, VitConfig, save_vit_hf};
-use crate::cache::{CacheDtype, CacheKey, CacheViews, ExtractOptions, extract};
 use crate::data::config::Split;
 use crate::error::{Error, Result};
 use crate::methods::VideoClassifier;
+use crate::train::cache::{CacheDtype, CacheKey, CacheViews, ExtractOptions, extract};
 use crate::train::config::RunConfig;
 use crate::train::run::{TrainJob, train};
 
@@ -78,8 +78,8 @@ fn run(
         }
     };
     // The benchmark's spatial size is the backbone's unless the config says otherwise.
-    let prep = crate::experiment::prepare(&cfg, config_path, device)?;
-    let entries = crate::cache::split_entries(&cfg, config_path, Split::Train)?;
+    let prep = crate::app::experiment::prepare(&cfg, config_path, device)?;
+    let entries = crate::app::extract::split_entries(&cfg, config_path, Split::Train)?;
     let model = VideoClassifier::new(
         prep.backbone.model.clone(),
         &cfg.method,

@@ -3,6 +3,13 @@
 //! Figures are ratios measured side by side (alternating rounds), never absolute targets:
 //! the machine's load moves both sides alike. PyTorch is optional; without it only
 //! vidapter's figures are printed.
+//!
+//! This file times the backbone's forward pass (`bench backbone`) and the data pipeline
+//! (`bench data`); [`train`] times a training step of each method (`bench train`), [`cache`]
+//! an epoch from the feature cache against live (`bench cache`).
+
+pub mod cache;
+pub mod train;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,7 +21,7 @@ use serde::Serialize;
 use crate::backbone::{VisionTransformer, VitConfig};
 use crate::error::{Error, Result};
 
-const TORCH_SCRIPT: &str = include_str!("../scripts/bench_backbone_torch.py");
+const TORCH_SCRIPT: &str = include_str!("../../../scripts/bench_backbone_torch.py");
 
 /// What to time.
 #[derive(Debug, Clone)]
@@ -207,7 +214,7 @@ fn write_script() -> Result<PathBuf> {
     Ok(path)
 }
 
-const DATA_SCRIPT: &str = include_str!("../scripts/bench_data_python.py");
+const DATA_SCRIPT: &str = include_str!("../../../scripts/bench_data_python.py");
 
 /// What `bench data` times.
 #[derive(Debug, Clone)]

@@ -49,10 +49,10 @@ use crate::error::{Error, Result};
 use crate::methods::{MethodConfig, VideoClassifier};
 use crate::train::loss::cross_entropy;
 use crate::train::optim::{AdamW, GradBuffer, OptimConfig};
-use crate::train::run::peak_rss_bytes;
+use crate::util::peak_rss_bytes;
 
 /// The PyTorch side, compiled in so that the binary runs it from anywhere.
-const TORCH_SCRIPT: &str = include_str!("../scripts/bench_train_torch.py");
+const TORCH_SCRIPT: &str = include_str!("../../../scripts/bench_train_torch.py");
 
 /// Label smoothing of the benchmarked loss, on both sides (the trainers' usual setting).
 pub const LABEL_SMOOTHING: f64 = 0.1;
@@ -352,7 +352,7 @@ pub fn find_torch(python: &str) -> std::result::Result<TorchSide, String> {
          VIDAPTER_REFERENCE to the folder that holds it"
             .to_string()
     })?;
-    if !crate::bench::python_has_torch(python) {
+    if !crate::app::bench::python_has_torch(python) {
         return Err(format!(
             "`{python}` cannot be run or cannot import torch and transformers"
         ));
