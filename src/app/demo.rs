@@ -46,7 +46,8 @@ use crate::error::{Error, Result};
 use crate::eval;
 use crate::methods::{FullFinetuneConfig, MethodConfig, VideoClassifier};
 use crate::train::loss::cross_entropy;
-use crate::train::optim::{AdamW, GradBuffer, OptimConfig};
+use crate::train::optim::{AdamW, OptimConfig};
+use crate::train::step::Stepper;
 
 /// Demo settings.
 #[derive(Debug, Clone)]
@@ -381,7 +382,7 @@ fn pretrain_image_model(
         clip_grad_norm: 1.0,
         backbone_lr_scale: 1.0,
     };
-    let mut optim = AdamW::default();
+    let mut stepper = Stepper::new(opt, 1, AdamW::default());
     let bar = crate::util::progress_bar(
         (steps_per_epoch * recipe.epochs) as u64,
         "image classifier {bar:25} {pos}/{len} steps  {msg}  ETA {eta}",
@@ -427,11 +428,7 @@ fn pretrain_image_model(
                 .iter::<f32>()
                 .next()
                 .unwrap_or(f32::NAN);
-            let grads = loss.backward();
-            let mut buffer = GradBuffer::default();
-            buffer.accumulate(&model, &grads);
-            let (m, _) = optim.step(model, &mut buffer, &opt);
-            model = m;
+            model = stepper.backward(model, loss, true).0;
             bar.set_message(format!("loss {value:.3}"));
             bar.inc(1);
         }

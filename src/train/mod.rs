@@ -9,5 +9,6 @@ pub mod loss;
 pub mod optim;
 pub mod predict;
 pub mod run;
+pub mod step;
 
 pub use run::{TrainJob, TrainSummary, train};

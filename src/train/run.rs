@@ -22,9 +22,9 @@ use serde::Serialize;
 
 use super::checkpoint::{self, CheckpointMeta};
 use super::config::TrainSettings;
-use super::loss::cross_entropy;
-use super::optim::{AdamW, GradBuffer, OptimConfig};
+use super::optim::{AdamW, OptimConfig};
 use super::predict::predict_probs;
+use super::step::{Inputs, Stepper, classifier_loss};
 use crate::backbone::BackboneId;
 use crate::data::loader::{self, ClipSpec, LoaderConfig, Views};
 use crate::data::{ClassMap, Entry, Problem};
@@ -132,15 +132,6 @@ fn with_device_strategy<M: Module>(model: M, device: &Device) -> M {
         Some(strategy) => model.map(&mut Apply(strategy)),
         None => model,
     }
-}
-
-/// What one training micro-batch feeds the model.
-enum Inputs {
-    /// Decoded clips `[B, T, 3, S, S]` for [`VideoClassifier::forward`].
-    Clips(Box<Tensor<5>>),
-    /// Stored backbone levels (each `[B*T, 1+N, C]`) of `T`-frame clips for
-    /// [`VideoClassifier::forward_from_levels`].
-    Levels(Vec<Tensor<3>>, usize),
 }
 
 /// One micro-batch: inputs, one target per clip.
@@ -324,6 +315,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         tracing::info!("resuming {} after epoch {start_epoch}", last_path.display());
     }
     let params = model.param_totals();
+    let mut stepper = Stepper::new(cfg, s.accumulate, optim);
     let ad = if s.gradient_checkpointing {
         device.clone().autodiff().gradient_checkpointing()
     } else {
@@ -400,7 +392,6 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             progress,
         );
         let epoch_t0 = Instant::now();
-        let mut buffer = GradBuffer::default();
         let (mut loss_sum, mut loss_n) = (0f64, 0usize);
         let total = batches.len();
         let mut t0 = Instant::now();
@@ -412,15 +403,14 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 continue;
             };
             let targets = batch.targets;
-            let micro = buffer.micro_batches();
-            let seed = Some(dropout_seed(s.seed, optim.step, micro));
-            let logits = match batch.inputs {
-                Inputs::Clips(x) => model.forward(*x, seed),
-                Inputs::Levels(levels, frames) => {
-                    model.forward_from_levels(levels, frames, seed)?
-                }
-            };
-            let loss = cross_entropy(logits, &targets, s.label_smoothing);
+            let seed = dropout_seed(s.seed, stepper.optim.step, stepper.micro_batches());
+            let loss = classifier_loss(
+                &model,
+                batch.inputs,
+                &targets,
+                s.label_smoothing,
+                Some(seed),
+            )?;
             let value = loss
                 .clone()
                 .into_data()
@@ -432,25 +422,23 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 return Err(Error::Input(format!(
                     "the training loss became {value} at epoch {}, optimiser step {}; stopping. The last good checkpoint is {} (lower the learning rate or enable clip_grad_norm)",
                     epoch + 1,
-                    optim.step,
+                    stepper.optim.step,
                     last_path.display()
                 )));
             }
-            let grads = loss.backward();
-            buffer.accumulate(&model, &grads);
+            let (m, stepped) = stepper.backward(model, loss, i == total);
+            model = m;
             loss_sum += value;
             loss_n += 1;
             clips_in_step += targets.len();
-            if buffer.micro_batches() >= s.accumulate.max(1) || i == total {
-                let (m, norm) = optim.step(model, &mut buffer, &cfg);
-                model = m;
+            if let Some(norm) = stepped {
                 let dt = t0.elapsed().as_secs_f64();
                 timed_steps += 1;
                 timed_secs += dt;
                 timed_clips += clips_in_step;
                 let record = serde_json::json!({
-                    "kind": "step", "epoch": epoch + 1, "step": optim.step, "loss": value,
-                    "lr": cfg.lr_at(optim.step - 1), "grad_norm": norm,
+                    "kind": "step", "epoch": epoch + 1, "step": stepper.optim.step, "loss": value,
+                    "lr": stepper.cfg.lr_at(stepper.optim.step - 1), "grad_norm": norm,
                     "clips_per_s": clips_in_step as f64 / dt.max(1e-9),
                 });
                 writeln!(log, "{record}")
@@ -458,7 +446,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 pb.set_message(format!(
                     "loss {:.4}  lr {:.2e}  {:.1} clips/s",
                     loss_sum / loss_n as f64,
-                    cfg.lr_at(optim.step - 1),
+                    stepper.cfg.lr_at(stepper.optim.step - 1),
                     clips_in_step as f64 / dt.max(1e-9)
                 ));
                 clips_in_step = 0;
@@ -471,7 +459,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         pb.finish_and_clear();
         final_loss = loss_sum / loss_n.max(1) as f64;
         let mut record = serde_json::json!({
-            "kind": "epoch", "epoch": epoch + 1, "step": optim.step, "train_loss": final_loss,
+            "kind": "epoch", "epoch": epoch + 1, "step": stepper.optim.step, "train_loss": final_loss,
             "peak_rss_bytes": peak_rss_bytes(),
         });
         let mut improved = false;
@@ -518,19 +506,19 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             classes: job.classes.clone(),
             backbone: job.backbone.clone(),
             epoch: epoch + 1,
-            step: optim.step,
+            step: stepper.optim.step,
             extra: serde_json::json!({
                 "run_config": job.run_config, "best_val": best, "history": history,
             }),
         };
-        checkpoint::save(&last_path, &model, &optim, &meta)?;
+        checkpoint::save(&last_path, &model, &stepper.optim, &meta)?;
         if improved || job.val.is_none() {
             checkpoint::save(&best_path, &model, &AdamW::default(), &meta)?;
         }
     }
     Ok(TrainSummary {
         epochs: end_epoch,
-        steps: optim.step,
+        steps: stepper.optim.step,
         final_loss,
         best_val: best,
         step_seconds: timed_secs / timed_steps.max(1) as f64,

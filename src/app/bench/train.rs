@@ -47,8 +47,8 @@ use serde::{Deserialize, Serialize};
 use crate::backbone::{Backbone, VisionTransformer, VitConfig};
 use crate::error::{Error, Result};
 use crate::methods::{MethodConfig, VideoClassifier};
-use crate::train::loss::cross_entropy;
-use crate::train::optim::{AdamW, GradBuffer, OptimConfig};
+use crate::train::optim::{AdamW, OptimConfig};
+use crate::train::step::{Inputs, Stepper, classifier_loss};
 use crate::util::peak_rss_bytes;
 
 /// The PyTorch side, compiled in so that the binary runs it from anywhere.
@@ -393,7 +393,7 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
         clip_grad_norm: 0.0,
         backbone_lr_scale: 1.0,
     };
-    let mut optim = AdamW::default();
+    let mut stepper = Stepper::new(cfg, 1, AdamW::default());
     let targets: Vec<usize> = (0..opts.batch).map(|i| i % opts.classes).collect();
     let shape = [opts.batch, opts.frames, 3, size, size];
     let mut times = Vec::new();
@@ -403,14 +403,9 @@ pub fn train_step(method: &MethodConfig, opts: &StepBench, device: &Device) -> R
         // A GPU queues work: drain it so the clock times this step alone (a no-op on the CPU).
         drain(device)?;
         let t0 = Instant::now();
-        let logits = model.forward(x, Some(step as u64));
-        let loss = cross_entropy(logits, &targets, LABEL_SMOOTHING);
-        let grads = loss.backward();
-        let mut buffer = GradBuffer::default();
-        buffer.accumulate(&model, &grads);
-        drop(grads);
-        let (m, _) = optim.step(model, &mut buffer, &cfg);
-        model = m;
+        let inputs = Inputs::Clips(Box::new(x));
+        let loss = classifier_loss(&model, inputs, &targets, LABEL_SMOOTHING, Some(step as u64))?;
+        model = stepper.backward(model, loss, true).0;
         drain(device)?;
         if step > 0 {
             times.push(t0.elapsed().as_secs_f64());

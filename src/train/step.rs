@@ -1,0 +1,93 @@
+//! One training step, the same code for `vidapter train`, `bench train` (which times it) and
+//! the demo's image classifier: a micro-batch's forward pass and loss, its backward pass, its
+//! gradients accumulated, and, once `accumulate` micro-batches are in, one AdamW update of
+//! the trainable parameters.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use super::loss::cross_entropy;
+use super::optim::{AdamW, GradBuffer, OptimConfig};
+use crate::error::Result;
+use crate::methods::VideoClassifier;
+
+/// What one training micro-batch feeds a [`VideoClassifier`].
+pub enum Inputs {
+    /// Decoded clips `[B, T, 3, S, S]` for [`VideoClassifier::forward`].
+    Clips(Box<Tensor<5>>),
+    /// Stored backbone levels (each `[B*T, 1+N, C]`) of `T`-frame clips for
+    /// [`VideoClassifier::forward_from_levels`] (the feature cache).
+    Levels(Vec<Tensor<3>>, usize),
+}
+
+/// The training loss of `model` (on an autodiff device) on one micro-batch: its forward pass
+/// with dropout seeded by `dropout_seed`, then the cross-entropy against one target per clip
+/// with `label_smoothing`.
+///
+/// # Errors
+/// Those of [`VideoClassifier::forward_from_levels`] (levels that do not fit the model).
+pub fn classifier_loss(
+    model: &VideoClassifier,
+    inputs: Inputs,
+    targets: &[usize],
+    label_smoothing: f64,
+    dropout_seed: Option<u64>,
+) -> Result<Tensor<1>> {
+    let logits = match inputs {
+        Inputs::Clips(x) => model.forward(*x, dropout_seed),
+        Inputs::Levels(levels, frames) => {
+            model.forward_from_levels(levels, frames, dropout_seed)?
+        }
+    };
+    Ok(cross_entropy(logits, targets, label_smoothing))
+}
+
+/// The optimiser side of training: AdamW's state, its settings and schedule, and the
+/// gradients accumulated since the last update.
+pub struct Stepper {
+    /// AdamW's moments and step count (what a checkpoint stores for resuming).
+    pub optim: AdamW,
+    /// Learning rate, schedule, weight decay, clipping.
+    pub cfg: OptimConfig,
+    buffer: GradBuffer,
+    accumulate: usize,
+}
+
+impl Stepper {
+    /// A stepper that updates every `accumulate` micro-batches (at least 1), continuing from
+    /// `optim` (fresh: `AdamW::default()`; resumed: a checkpoint's optimiser).
+    pub fn new(cfg: OptimConfig, accumulate: usize, optim: AdamW) -> Self {
+        Stepper {
+            optim,
+            cfg,
+            buffer: GradBuffer::default(),
+            accumulate: accumulate.max(1),
+        }
+    }
+
+    /// Micro-batches accumulated since the last update.
+    pub fn micro_batches(&self) -> usize {
+        self.buffer.micro_batches()
+    }
+
+    /// Backpropagates `loss` through `model` and accumulates the trainable parameters'
+    /// gradients; when `accumulate` micro-batches are in, or `flush` is set (an epoch's last
+    /// micro-batch), updates the parameters. Returns the model and, when it was updated, the
+    /// gradient norm before clipping. The gradients are dropped before the update, so the
+    /// backward pass's memory is free while the optimiser runs.
+    pub fn backward<M: Module>(
+        &mut self,
+        model: M,
+        loss: Tensor<1>,
+        flush: bool,
+    ) -> (M, Option<f64>) {
+        let grads = loss.backward();
+        self.buffer.accumulate(&model, &grads);
+        drop(grads);
+        if self.buffer.micro_batches() < self.accumulate && !flush {
+            return (model, None);
+        }
+        let (model, norm) = self.optim.step(model, &mut self.buffer, &self.cfg);
+        (model, Some(norm))
+    }
+}
