@@ -131,6 +131,49 @@ pub enum Error {
     /// The requested compute device does not exist in this build or on this machine.
     #[error("{0}")]
     Device(String),
+
+    /// A clip could not be read, or was damaged, in strict mode (`train.strict`), where that
+    /// stops the run instead of skipping the clip.
+    #[error("unreadable clip (strict): {0}")]
+    UnreadableClip(String),
+
+    /// The training loss stopped being finite: the run stops, its last checkpoint untouched.
+    #[error(
+        "the training loss became {loss} at epoch {epoch}, optimiser step {step}; stopping. The last good checkpoint is {} (lower the learning rate or enable clip_grad_norm)",
+        last_good.display()
+    )]
+    Diverged {
+        /// The loss value (NaN or infinite).
+        loss: f64,
+        /// The epoch, from 1.
+        epoch: usize,
+        /// Optimiser steps taken before it.
+        step: usize,
+        /// The checkpoint that still holds the last good state.
+        last_good: PathBuf,
+    },
+
+    /// `--resume` found a checkpoint that another run wrote (other backbone weights, method
+    /// config or class map).
+    #[error("{}: {reason}; resume with the same {what} or start a new run folder", checkpoint.display())]
+    ResumeMismatch {
+        /// The checkpoint.
+        checkpoint: PathBuf,
+        /// What differs.
+        reason: String,
+        /// What must be the same (`backbone`, `config`).
+        what: &'static str,
+    },
+
+    /// A feature cache cannot serve this run: made with other settings, or its extraction
+    /// did not finish. Extracting again (`vidapter extract`) mends it.
+    #[error("{}: {reason}", index.display())]
+    StaleCache {
+        /// The cache's `index.json`.
+        index: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
 }
 
 impl Error {

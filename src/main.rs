@@ -410,13 +410,8 @@ enum BenchWhat {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    vidapter::app::init_logging(cli.quiet);
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -509,6 +504,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dataset,
             };
             let report = vidapter::app::demo::run(&opts, &device)?;
+            if !cli.quiet {
+                eprintln!();
+            }
+            print!("{}", report.summary);
             println!(
                 "\nreport: {} (plots uar.png, memory.png; runs under {})",
                 report.report.display(),

@@ -50,6 +50,12 @@ pub fn same_context<const D: usize, const E: usize>(
     }
 }
 
+/// The `tracing` target of progress lines meant for the person running a command (an epoch's
+/// summary, a demo stage, a fold starting): library code emits them at `info` level with this
+/// target instead of printing, and the binary prints them plainly on stderr unless `--quiet`
+/// (see `app::init_logging`).
+pub const PROGRESS: &str = "vidapter::progress";
+
 /// A progress bar with `template` over `len` steps, or a hidden one when `show` is false
 /// (`--quiet`, tests), so callers draw unconditionally. When stderr is a terminal the bar
 /// redraws in place; otherwise (a log file, CI) its state is printed as a plain line every

@@ -107,6 +107,8 @@ pub struct DemoReport {
     pub findings: Vec<String>,
     /// The report file.
     pub report: PathBuf,
+    /// What the command prints: the table of methods, the findings, the held-out video.
+    pub summary: String,
 }
 
 struct Sizes {
@@ -698,7 +700,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
     let t0 = Instant::now();
     let say = |s: &str| {
         if opts.progress {
-            eprintln!("[{:>4.0}s] {s}", t0.elapsed().as_secs_f64());
+            tracing::info!(target: crate::util::PROGRESS, "[{:>4.0}s] {s}", t0.elapsed().as_secs_f64());
         }
     };
 
@@ -877,7 +879,6 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
         &summary.classes,
         &data,
         device,
-        opts.progress,
     )?;
     say(&format!("done in {:.0} s", t0.elapsed().as_secs_f64()));
     Ok(report)
@@ -1056,7 +1057,6 @@ fn write_report(
     classes: &[String],
     data: &Path,
     device: &Device,
-    progress: bool,
 ) -> Result<DemoReport> {
     let table_rows: Vec<Vec<String>> = rows
         .iter()
@@ -1216,15 +1216,12 @@ fn write_report(
         .expect("json")
         .as_bytes(),
     )?;
-    if progress {
-        eprintln!();
-    }
-    println!("{}", eval::plain_table(&headers, &table_rows));
+    let mut summary = format!("{}\n", eval::plain_table(&headers, &table_rows));
     for f in &found {
-        println!("- {f}");
+        summary.push_str(&format!("- {f}\n"));
     }
-    println!(
-        "\nheld-out video {} -> {} by {shown} (per window: {})",
+    summary.push_str(&format!(
+        "\nheld-out video {} -> {} by {shown} (per window: {})\n",
         video.display(),
         preds[0].top,
         preds[0]
@@ -1233,12 +1230,13 @@ fn write_report(
             .map(|w| w.top.clone())
             .collect::<Vec<_>>()
             .join(" ")
-    );
+    ));
     Ok(DemoReport {
         dataset,
         image_accuracy: image.joint,
         rows: rows.to_vec(),
         findings: found,
         report,
+        summary,
     })
 }

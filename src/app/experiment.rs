@@ -146,8 +146,8 @@ fn load_split(cfg: &RunConfig, split: Split) -> Result<Arc<Vec<Entry>>> {
         tracing::warn!("{split}: skipping {p}");
     }
     if !ds.problems.is_empty() {
-        eprintln!(
-            "note: {} annotation problem(s) in the {split} split were skipped (run `vidapter data check` for the list)",
+        tracing::warn!(
+            "{} annotation problem(s) in the {split} split were skipped (run `vidapter data check` for the list)",
             ds.problems.len()
         );
     }
@@ -435,7 +435,7 @@ pub fn kfold(
         fold_cfg.data.fold = Some(f);
         fold_cfg.out = cfg.out.join(format!("fold{f}"));
         if opts.progress {
-            eprintln!("fold {f}/{n}");
+            tracing::info!(target: crate::util::PROGRESS, "fold {f}/{n}");
         }
         let report = train_run(&fold_cfg, config_path, opts, device)?;
         let test = report.test.ok_or_else(|| {

@@ -12,3 +12,34 @@ pub mod bench;
 pub mod demo;
 pub mod experiment;
 pub mod extract;
+
+use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
+use tracing_subscriber::prelude::*;
+
+/// Sends the library's `tracing` events to stderr: progress lines ([`crate::util::PROGRESS`]
+/// at `info`) as plain lines unless `quiet`; everything else as `RUST_LOG` says (default:
+/// warnings and errors), with level and target.
+pub fn init_logging(quiet: bool) {
+    let is_progress = |m: &tracing::Metadata<'_>| m.target() == crate::util::PROGRESS;
+    let progress = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_level(false)
+        .with_target(false)
+        .with_filter(filter_fn(is_progress).and(if quiet {
+            LevelFilter::OFF
+        } else {
+            LevelFilter::INFO
+        }));
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into())
+                .and(filter_fn(move |m| !is_progress(m))),
+        );
+    tracing_subscriber::registry()
+        .with(progress)
+        .with(logs)
+        .init();
+}

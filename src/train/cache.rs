@@ -421,7 +421,6 @@ pub fn extract(
             Some(r) => {
                 let msg = format!("{}: {r}; re-extracting it", path.display());
                 tracing::warn!("{msg}");
-                eprintln!("warning: {msg}");
                 report.corrupt.push(msg);
             }
             None => {
@@ -517,8 +516,7 @@ fn extract_chunk(
         let mut batches =
             loader::epoch_with_order(entries.clone(), ids.to_vec(), spec.clone(), &cfg, epoch);
         for batch in batches.by_ref() {
-            let batch =
-                batch.map_err(|p| Error::Input(format!("unreadable clip (strict): {p}")))?;
+            let batch = batch.map_err(|p| Error::UnreadableClip(p.to_string()))?;
             if batch.entries.is_empty() {
                 continue;
             }
@@ -649,18 +647,22 @@ impl FeatureCache {
         }
         let diff = index.key.differences(&needed);
         if !diff.is_empty() {
-            return Err(Error::Input(format!(
-                "{}: this feature cache was made for other settings than this run needs, differing in: {}; extract it again with this run's config",
-                dir.join(INDEX).display(),
-                diff.join("; ")
-            )));
+            return Err(Error::StaleCache {
+                index: dir.join(INDEX),
+                reason: format!(
+                    "this feature cache was made for other settings than this run needs, differing in: {}; extract it again with this run's config",
+                    diff.join("; ")
+                ),
+            });
         }
         if !index.complete {
-            return Err(Error::Input(format!(
-                "{}: the extraction did not finish ({} shards written); run `vidapter extract` again to resume it",
-                dir.join(INDEX).display(),
-                index.shards.len()
-            )));
+            return Err(Error::StaleCache {
+                index: dir.join(INDEX),
+                reason: format!(
+                    "the extraction did not finish ({} shards written); run `vidapter extract` again to resume it",
+                    index.shards.len()
+                ),
+            });
         }
         let mut shards = Vec::with_capacity(index.shards.len());
         let mut sums = Vec::with_capacity(index.shards.len());

@@ -41,7 +41,7 @@ pub fn predict_probs(
     let mut ids = Vec::new();
     let mut epoch = loader::epoch(entries, spec, cfg, 0);
     for batch in epoch.by_ref() {
-        let batch = batch.map_err(|p| Error::Input(format!("unreadable clip (strict): {p}")))?;
+        let batch = batch.map_err(|p| Error::UnreadableClip(p.to_string()))?;
         if batch.entries.is_empty() {
             continue;
         }

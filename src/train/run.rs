@@ -172,7 +172,7 @@ impl BatchSource<'_> {
                 let batch = epoch.next()?;
                 Some(
                     batch
-                        .map_err(|p| Error::Input(format!("unreadable clip (strict): {p}")))
+                        .map_err(|p| Error::UnreadableClip(p.to_string()))
                         .map(|batch| {
                             (!batch.entries.is_empty()).then(|| TrainBatch {
                                 targets: batch.labels.iter().map(|l| l[0]).collect(),
@@ -290,22 +290,26 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
     if resume && last_path.exists() {
         let ckpt = checkpoint::load(&last_path)?;
         if ckpt.meta.backbone.sha256 != job.backbone.sha256 {
-            return Err(Error::Input(format!(
-                "{}: trained on backbone `{}` ({}, sha256 {}), but this run uses `{}` ({}, sha256 {}): its weights differ; resume with the same backbone or start a new run folder",
-                last_path.display(),
-                ckpt.meta.backbone.spec,
-                ckpt.meta.backbone.summary,
-                crate::util::short_digest(&ckpt.meta.backbone.sha256),
-                job.backbone.spec,
-                job.backbone.summary,
-                crate::util::short_digest(&job.backbone.sha256)
-            )));
+            return Err(Error::ResumeMismatch {
+                checkpoint: last_path,
+                what: "backbone",
+                reason: format!(
+                    "trained on backbone `{}` ({}, sha256 {}), but this run uses `{}` ({}, sha256 {}): its weights differ",
+                    ckpt.meta.backbone.spec,
+                    ckpt.meta.backbone.summary,
+                    crate::util::short_digest(&ckpt.meta.backbone.sha256),
+                    job.backbone.spec,
+                    job.backbone.summary,
+                    crate::util::short_digest(&job.backbone.sha256)
+                ),
+            });
         }
         if ckpt.meta.method != job.method || ckpt.meta.classes != job.classes {
-            return Err(Error::Input(format!(
-                "{}: written by a run with another method config or class map; resume with the same config or start a new run folder",
-                last_path.display()
-            )));
+            return Err(Error::ResumeMismatch {
+                checkpoint: last_path,
+                what: "config",
+                reason: "written by a run with another method config or class map".into(),
+            });
         }
         model = ckpt.apply(model, &last_path)?;
         optim = ckpt.optimizer(device);
@@ -419,12 +423,12 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 .unwrap_or(f32::NAN) as f64;
             if !value.is_finite() {
                 pb.abandon();
-                return Err(Error::Input(format!(
-                    "the training loss became {value} at epoch {}, optimiser step {}; stopping. The last good checkpoint is {} (lower the learning rate or enable clip_grad_norm)",
-                    epoch + 1,
-                    stepper.optim.step,
-                    last_path.display()
-                )));
+                return Err(Error::Diverged {
+                    loss: value,
+                    epoch: epoch + 1,
+                    step: stepper.optim.step,
+                    last_good: last_path,
+                });
             }
             let (m, stepped) = stepper.backward(model, loss, i == total);
             model = m;
@@ -492,7 +496,8 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                     if improved { " (best)" } else { "" }
                 )
             });
-            eprintln!(
+            tracing::info!(
+                target: crate::util::PROGRESS,
                 "epoch {}/{}: train loss {final_loss:.4}{val}, {:.1} s",
                 epoch + 1,
                 s.epochs,

@@ -240,7 +240,9 @@ fn a_cache_made_with_other_settings_is_refused_naming_the_field() {
         &entries,
     )
     .unwrap();
-    let err = FeatureCache::open(&dir, &six).err().unwrap().to_string();
+    let err = FeatureCache::open(&dir, &six).err().unwrap();
+    assert!(matches!(err, vidapter::Error::StaleCache { .. }), "{err}");
+    let err = err.to_string();
     assert!(
         err.contains("sampling") && err.contains("\"frames\":6"),
         "{err}"

@@ -237,6 +237,38 @@ fn linear_probe_trains_and_reports_its_parameter_share() {
     assert!(text(&o).contains("66 trainable of"), "{}", text(&o));
 }
 
+/// Progress lines come from the library through `tracing` (no printing in library code): the
+/// binary shows an epoch's summary line on stderr, plainly, and `--quiet` hides it.
+#[test]
+fn epoch_lines_reach_stderr_unless_quiet() {
+    let tmp = vidapter::util::tempdir().unwrap();
+    let root = tmp.path();
+    dataset(root);
+    let cfg = probe_config(root);
+    let cfg = cfg.to_str().unwrap();
+    let o = vidapter(&["train", cfg, "--epochs", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("epoch 1/1: train loss ") && l.contains("val UAR")),
+        "{err}"
+    );
+    let out = root.join("quiet");
+    let o = vidapter(&[
+        "train",
+        cfg,
+        "-q",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("epoch 1/1"), "{err}");
+}
+
 #[test]
 fn info_counts_parameters_per_module() {
     let backbone = common::fixture("vit");

@@ -165,7 +165,18 @@ fn resume_with_another_backbone_is_refused() {
     let mut other = job(&data, &out, 2, 1e-2, None);
     other.backbone.sha256 = "0".repeat(64);
     other.backbone.spec = "another-model".into();
-    let err = train(other, &device, true, false).unwrap_err().to_string();
+    let err = train(other, &device, true, false).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            vidapter::Error::ResumeMismatch {
+                what: "backbone",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("another-model") && err.contains("same backbone"),
         "{err}"
@@ -293,7 +304,12 @@ fn diverging_loss_stops_and_keeps_the_last_good_checkpoint() {
     let before = std::fs::read(out.join("last.safetensors")).unwrap();
     let mut wild = job(&data, &out, 3, 1e30, None);
     wild.settings.clip_grad_norm = 0.0;
-    let err = train(wild, &device, false, false).unwrap_err().to_string();
+    let err = train(wild, &device, false, false).unwrap_err();
+    assert!(
+        matches!(&err, vidapter::Error::Diverged { epoch: 1, loss, .. } if !loss.is_finite()),
+        "{err}"
+    );
+    let err = err.to_string();
     assert!(err.contains("loss became"), "{err}");
     assert!(err.contains("last.safetensors"), "{err}");
     assert_eq!(std::fs::read(out.join("last.safetensors")).unwrap(), before);
