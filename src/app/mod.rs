@@ -5,7 +5,7 @@
 //! - [`experiment`]: `train`, `eval`, `predict` and `kfold` on a run config;
 //! - [`extract`]: `extract --config`, a run's feature cache of one split;
 //! - [`demo`]: `vidapter demo`, the papers' story offline on synthetic videos;
-//! - [`bench`]: timings against PyTorch in the same run (backbone, data, training steps,
+//! - [`bench`](mod@bench): timings against PyTorch in the same run (backbone, data, training steps,
 //!   the feature cache).
 
 pub mod bench;
