@@ -5,6 +5,7 @@
 //! cache follows the live run's loss trajectory step by step.
 
 use crate::common;
+use crate::common::fixtures::{self, ramp_dataset, ramp_entries};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,45 +17,13 @@ use vidapter::backbone::BackboneId;
 use vidapter::data::loader::{self, ClipSpec, LoaderConfig, Views};
 use vidapter::data::sampling::Sampling;
 use vidapter::data::transform::SpatialConfig;
-use vidapter::data::{ClassMap, Entry, Source};
+use vidapter::data::{ClassMap, Entry};
 use vidapter::methods::{EvlConfig, MAdapterConfig, MethodConfig, VideoClassifier};
 use vidapter::train::cache::{
     CacheDtype, CacheIndex, CacheKey, CacheViews, ExtractOptions, FeatureCache, extract,
 };
 use vidapter::train::config::TrainSettings;
 use vidapter::train::{TrainJob, train};
-
-/// `n` clips of 6 frames, 40x36 px PNGs; class 1 gets brighter over time, class 0 darker.
-fn clips(root: &Path, n: usize) -> Vec<Entry> {
-    (0..n)
-        .map(|i| {
-            let label = i % 2;
-            let dir = root.join(format!("clip{i}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            for f in 0..6u32 {
-                let level = if label == 1 { f * 40 } else { 200 - f * 40 };
-                let img = image::RgbImage::from_fn(40, 36, |x, y| {
-                    image::Rgb([
-                        level as u8,
-                        ((x * 5 + y * 3 + i as u32 * 7) % 256) as u8,
-                        90,
-                    ])
-                });
-                img.save(dir.join(format!("img_{:05}.png", f + 1))).unwrap();
-            }
-            Entry {
-                source: Source::Frames {
-                    dir,
-                    template: None,
-                    start: 1,
-                    count: None,
-                },
-                labels: vec![label],
-                origin: None,
-            }
-        })
-        .collect()
-}
 
 struct Fixture {
     backbone: Backbone,
@@ -127,7 +96,7 @@ fn cached_levels_give_the_logits_of_the_live_forward() {
     let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
-    let entries = Arc::new(clips(&tmp.path().join("data"), 5));
+    let entries = Arc::new(ramp_entries(&tmp.path().join("data"), 5));
     let spec = spec(&f, 4);
     let views = CacheViews::Test {
         temporal: 2,
@@ -204,7 +173,7 @@ fn a_cache_made_with_other_settings_is_refused_naming_the_field() {
     let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
-    let entries = Arc::new(clips(&tmp.path().join("data"), 3));
+    let entries = Arc::new(ramp_entries(&tmp.path().join("data"), 3));
     let model = VideoClassifier::new(f.backbone.model.clone(), &m_adapter(), 2, 5, &device);
     let views = CacheViews::Train { count: 1, seed: 3 };
     let dir = tmp.path().join("cache");
@@ -284,7 +253,7 @@ fn a_corrupted_shard_is_detected_by_checksum_and_re_extracted() {
     let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
-    let entries = Arc::new(clips(&tmp.path().join("data"), 5));
+    let entries = Arc::new(ramp_entries(&tmp.path().join("data"), 5));
     let spec = spec(&f, 4);
     let model = VideoClassifier::new(f.backbone.model.clone(), &evl(), 2, 5, &device);
     let views = CacheViews::Train { count: 2, seed: 3 };
@@ -420,7 +389,7 @@ fn training_from_the_cache_follows_the_live_loss_trajectory() {
     let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
-    let entries = clips(&tmp.path().join("data"), 5);
+    let entries = ramp_entries(&tmp.path().join("data"), 5);
     let live_out = tmp.path().join("live");
     let cached_out = tmp.path().join("cached");
     let dir = tmp.path().join("cache");
@@ -488,60 +457,16 @@ fn text(o: &std::process::Output) -> String {
     )
 }
 
-/// An mmaction2 raw-frame dataset of 4 clips per split (written as `clips` writes them) and
-/// a linear-probe run config over it.
+/// A linear-probe run config over [`ramp_dataset`], seeded, running in `root/runs/cached`.
 fn run_config(root: &Path) -> std::path::PathBuf {
-    for split in ["train", "val", "test"] {
-        let entries = clips(&root.join(split), 4);
-        let list: String = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| format!("{split}/clip{i} 6 {}\n", e.labels[0]))
-            .collect();
-        std::fs::write(root.join(format!("{split}.txt")), list).unwrap();
-    }
-    std::fs::write(root.join("classes.txt"), "darker\nbrighter\n").unwrap();
-    let path = root.join("probe.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"backbone = "{}"
-out = "runs/cached"
-
-[data]
-format = "mmaction_rawframes"
-root = "."
-train = "train.txt"
-val = "val.txt"
-test = "test.txt"
-classes = "classes.txt"
-filename_tmpl = "img_{{:05}}.png"
-
-[sampling]
-kind = "segment"
-frames = 4
-
-[spatial]
-size = 32
-
-[method]
-kind = "linear_probe"
-
-[train]
-epochs = 2
-batch_size = 3
-lr = 0.01
-workers = 2
-seed = 5
-
-[eval]
-temporal_views = 2
-spatial_views = 3
-"#,
-            common::fixture("vit").display()
-        ),
-    )
-    .unwrap();
+    ramp_dataset(root);
+    let path = fixtures::probe_config(root);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("out = \"runs/linear_probe\"", "out = \"runs/cached\"")
+        .replace("temporal_views = 1", "temporal_views = 2")
+        .replace("workers = 2\n", "workers = 2\nseed = 5\n");
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -558,7 +483,7 @@ fn extract_command_writes_a_cache_that_train_uses() {
         root,
     );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("4 clips in 1 shards"), "{}", text(&o));
+    assert!(text(&o).contains("6 clips in 1 shards"), "{}", text(&o));
     // Again: everything is kept.
     let o = vidapter(
         &[
@@ -640,7 +565,7 @@ fn a_cache_with_more_levels_serves_a_method_that_reads_fewer() {
     let tmp = vidapter::util::tempdir().unwrap();
     let f = fixture();
     let device = Device::flex();
-    let entries = Arc::new(clips(&tmp.path().join("data"), 3));
+    let entries = Arc::new(ramp_entries(&tmp.path().join("data"), 3));
     let spec = spec(&f, 4);
     let views = CacheViews::Train { count: 1, seed: 3 };
     let evl_model = VideoClassifier::new(f.backbone.model.clone(), &evl(), 2, 5, &device);

@@ -7,95 +7,15 @@ use crate::common;
 
 use std::path::Path;
 
+use crate::common::fixtures::{probe_config, ramp_dataset, run_config};
 use crate::common::{text, vidapter, vidapter_in};
-
-/// Six 6-frame clips per split; class 1 brightens over time, class 0 darkens.
-pub(crate) fn dataset(root: &Path) {
-    for split in ["train", "val", "test"] {
-        let mut list = String::new();
-        for i in 0..6 {
-            let label = i % 2;
-            let rel = format!("frames/{split}{i}");
-            let dir = root.join(&rel);
-            std::fs::create_dir_all(&dir).unwrap();
-            for f in 0..6u32 {
-                let level = if label == 1 { f * 40 } else { 200 - f * 40 };
-                image::RgbImage::from_fn(40, 36, |x, y| {
-                    image::Rgb([level as u8, ((x * 5 + y * 3 + i * 11) % 256) as u8, 90])
-                })
-                .save(dir.join(format!("img_{:05}.png", f + 1)))
-                .unwrap();
-            }
-            list.push_str(&format!("{rel} 6 {label}\n"));
-        }
-        std::fs::write(root.join(format!("{split}.txt")), list).unwrap();
-    }
-    std::fs::write(root.join("classes.txt"), "darker\nbrighter\n").unwrap();
-}
-
-pub(crate) fn config(root: &Path, method: &str) -> std::path::PathBuf {
-    let backbone = common::fixture("vit");
-    let path = root.join(format!("{method}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"backbone = "{}"
-out = "runs/{method}"
-
-[data]
-format = "mmaction_rawframes"
-root = "."
-train = "train.txt"
-val = "val.txt"
-test = "test.txt"
-classes = "classes.txt"
-filename_tmpl = "img_{{:05}}.png"
-
-[sampling]
-kind = "segment"
-frames = 4
-
-[spatial]
-size = 32
-
-[method]
-kind = "{method}"
-bottleneck = 4
-
-[train]
-epochs = 2
-batch_size = 3
-lr = 0.01
-workers = 2
-
-[eval]
-temporal_views = 2
-spatial_views = 3
-"#,
-            backbone.display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-/// [`config`] for the linear probe (which has no bottleneck), tested with one view.
-pub(crate) fn probe_config(root: &Path) -> std::path::PathBuf {
-    let cfg = config(root, "linear_probe");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("bottleneck = 4\n", "")
-        .replace("temporal_views = 2", "temporal_views = 1");
-    std::fs::write(&cfg, text).unwrap();
-    cfg
-}
 
 #[test]
 fn train_eval_predict_from_a_run_config() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
-    dataset(root);
-    let cfg = config(root, "fe_adapter");
+    ramp_dataset(root);
+    let cfg = run_config(root, "fe_adapter");
     let cfg = cfg.to_str().unwrap();
     // Stopped after one epoch, then resumed to the end.
     let o = vidapter(&["train", cfg, "-q", "--stop-after", "1"]);
@@ -225,8 +145,8 @@ fn train_eval_predict_from_a_run_config() {
 fn linear_probe_trains_and_reports_its_parameter_share() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
-    dataset(root);
-    let cfg = config(root, "linear_probe");
+    ramp_dataset(root);
+    let cfg = run_config(root, "linear_probe");
     let text_cfg = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("bottleneck = 4\n", "");
@@ -243,7 +163,7 @@ fn linear_probe_trains_and_reports_its_parameter_share() {
 fn epoch_lines_reach_stderr_unless_quiet() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
-    dataset(root);
+    ramp_dataset(root);
     let cfg = probe_config(root);
     let cfg = cfg.to_str().unwrap();
     let o = vidapter(&["train", cfg, "--epochs", "1"]);
@@ -297,8 +217,8 @@ fn info_counts_parameters_per_module() {
 fn config_errors_name_the_field_and_the_allowed_values() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
-    dataset(root);
-    let cfg = config(root, "fe_adapter");
+    ramp_dataset(root);
+    let cfg = run_config(root, "fe_adapter");
     let cfg_s = cfg.to_str().unwrap();
     let o = vidapter(&["train", cfg_s, "--set", "method.kernel=[2, 3, 3]"]);
     assert_eq!(o.status.code(), Some(1));
@@ -511,8 +431,8 @@ fn relative_paths_mean_the_same_from_any_directory() {
     let tmp = vidapter::util::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    dataset(&data);
-    config(&data, "st_adapter");
+    ramp_dataset(&data);
+    run_config(&data, "st_adapter");
     let elsewhere = tmp.path().join("a/b");
     std::fs::create_dir_all(&elsewhere).unwrap();
     // Run from the parent of the config's folder, with a relative config and a relative --out.
@@ -584,8 +504,8 @@ fn relative_paths_mean_the_same_from_any_directory() {
 #[test]
 fn override_errors_name_the_command_line() {
     let tmp = vidapter::util::tempdir().unwrap();
-    dataset(tmp.path());
-    let cfg = config(tmp.path(), "st_adapter");
+    ramp_dataset(tmp.path());
+    let cfg = run_config(tmp.path(), "st_adapter");
     let o = vidapter(&["train", cfg.to_str().unwrap(), "--set", "train.lr=fast"]);
     assert!(!o.status.success());
     let err = text(&o);
@@ -616,7 +536,7 @@ fn override_errors_name_the_command_line() {
 fn predict_refuses_damaged_inputs_unless_allowed() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
-    dataset(root);
+    ramp_dataset(root);
     let cfg = probe_config(root);
     let o = vidapter(&["train", cfg.to_str().unwrap(), "-q", "--epochs", "1"]);
     assert!(o.status.success(), "{}", text(&o));

@@ -19,8 +19,8 @@ use vidapter::data::loader::{ClipSpec, Views, load_clip};
 use vidapter::methods::VideoClassifier;
 use vidapter::train::config::{RunConfig, apply_override};
 
-use crate::cli_train::{config, dataset, probe_config};
 use crate::common;
+use crate::common::fixtures::{probe_config, ramp_dataset, run_config};
 
 /// Every field of a run config, with the method kinds whose fields they are.
 const FIELDS: &[&str] = &[
@@ -168,8 +168,8 @@ fn bounded<T>(what: &str, limit: Duration, f: impl FnOnce() -> T) -> T {
 fn random_config_values_never_panic_or_hang() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
-    dataset(root);
-    let path = config(root, "fe_adapter");
+    ramp_dataset(root);
+    let path = run_config(root, "fe_adapter");
     let base: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let device = Device::flex();
     let backbone = Backbone::load(common::fixture("vit").to_str().unwrap(), &device).unwrap();
@@ -297,7 +297,7 @@ fn run_bounded(args: &[String], limit: Duration) -> Option<(Option<i32>, String)
 fn random_flag_values_never_panic_or_hang() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
-    dataset(root);
+    ramp_dataset(root);
     let cfg = probe_config(root);
     let cfg_s = cfg.to_str().unwrap().to_string();
     let o = common::vidapter(&["train", &cfg_s, "-q", "--epochs", "1"]);
@@ -430,8 +430,8 @@ fn random_flag_values_never_panic_or_hang() {
 fn patch_sized_input_and_frame_count_are_checked() {
     let tmp = vidapter::util::tempdir().unwrap();
     let root = tmp.path();
-    dataset(root);
-    let path = config(root, "fe_adapter");
+    ramp_dataset(root);
+    let path = run_config(root, "fe_adapter");
     let device = Device::flex();
     let vit = Backbone::load(common::fixture("vit").to_str().unwrap(), &device)
         .unwrap()

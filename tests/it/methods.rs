@@ -5,22 +5,20 @@
 
 use crate::common;
 
-use crate::common::{backbone, clips, to_vec};
+use crate::common::{backbone, clips, grad, to_vec};
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, Param, ParamId};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::Module;
+use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, Normal};
 
 use vidapter::backbone::{VisionTransformer, VitConfig};
 use vidapter::methods::{
     FeAdapterConfig, FullFinetuneConfig, LinearProbeConfig, MethodConfig, Placement,
     StAdapterConfig, VideoClassifier,
 };
-use vidapter::train::loss::cross_entropy;
 
 fn fe(bottleneck: usize) -> MethodConfig {
     MethodConfig::FeAdapter(FeAdapterConfig {
@@ -134,45 +132,6 @@ fn frozen_weights_get_no_gradient() {
     assert!(grads.keys().any(|k| k.starts_with("backbone.blocks.0")));
 }
 
-/// Adds `eps * dir[id]` to the parameters named in `dir`.
-struct Nudge<'a> {
-    dir: &'a HashMap<ParamId, Vec<f32>>,
-    eps: f32,
-}
-
-impl ModuleMapper for Nudge<'_> {
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(d) = self.dir.get(&p.id) else {
-            return p;
-        };
-        let (eps, d) = (self.eps, d.clone());
-        p.map(|t| {
-            let shape = t.shape();
-            let device = t.device();
-            t + Tensor::<D>::from_data(TensorData::new(d, shape), &device) * eps
-        })
-    }
-}
-
-/// Gives every adapter parameter a random value (the zero init would make most gradients
-/// vanish and hide mistakes).
-struct Randomise(StdRng);
-
-impl ModuleMapper for Randomise {
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let normal = Normal::new(0.0f32, 0.2).unwrap();
-        let rng = &mut self.0;
-        p.map(|t| {
-            let shape = t.shape();
-            let device = t.device();
-            let data: Vec<f32> = (0..shape.num_elements())
-                .map(|_| normal.sample(rng))
-                .collect();
-            Tensor::from_data(TensorData::new(data, shape), &device)
-        })
-    }
-}
-
 #[test]
 fn gradient_through_frozen_blocks_matches_finite_differences() {
     let device = Device::flex();
@@ -182,10 +141,7 @@ fn gradient_through_frozen_blocks_matches_finite_differences() {
     for method in [fe(6), st_both(6)] {
         let model = VideoClassifier::new(bb.clone(), &method, 3, 0, &device);
         // Random adapters: every path from the loss back to block 0 carries signal.
-        let model = model.map(&mut RandomiseAdapters(
-            Randomise(StdRng::seed_from_u64(5)),
-            Vec::new(),
-        ));
+        let model = grad::randomised(model, 5, 0.2, |m| m.ends_with("adapters"));
         // Analytic directional derivative along a random direction on block 0's adapter.
         let trained = model.clone().train();
         let grads = common::grads_by_path(
@@ -194,7 +150,6 @@ fn gradient_through_frozen_blocks_matches_finite_differences() {
             &y,
         );
         let mut rng = StdRng::seed_from_u64(9);
-        let normal = Normal::new(0.0f32, 1.0).unwrap();
         let mut dir = HashMap::new();
         let mut analytic = 0f64;
         for (id, path, _) in common::params(&trained) {
@@ -202,22 +157,14 @@ fn gradient_through_frozen_blocks_matches_finite_differences() {
                 continue;
             }
             let g = &grads[&path];
-            let d: Vec<f32> = (0..g.len()).map(|_| normal.sample(&mut rng)).collect();
-            analytic += g
-                .iter()
-                .zip(&d)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum::<f64>();
+            let d = grad::direction(&mut rng, g.len());
+            analytic += grad::dot(g, &d);
             dir.insert(id, d);
         }
         assert!(!dir.is_empty());
-        let loss_at = |eps: f32| -> f64 {
-            let m = model.clone().map(&mut Nudge { dir: &dir, eps });
-            let logits = m.forward(clips(2, 4, size, 3, &device), None);
-            to_vec(cross_entropy(logits, &y, 0.1))[0] as f64
-        };
         let eps = 2e-3;
-        let numeric = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
+        let x = clips(2, 4, size, 3, &device);
+        let numeric = grad::central_difference(&model, &dir, eps, &x, &y);
         let rel = (numeric - analytic).abs() / analytic.abs().max(1e-6);
         eprintln!(
             "{}: analytic {analytic:.6e} numeric {numeric:.6e} rel {rel:.2e}",
@@ -233,25 +180,6 @@ fn gradient_through_frozen_blocks_matches_finite_differences() {
             analytic.abs() > 1e-5,
             "direction carries no gradient: {analytic:e}"
         );
-    }
-}
-
-/// Applies [`Randomise`] to adapter parameters only.
-struct RandomiseAdapters(Randomise, Vec<String>);
-
-impl ModuleMapper for RandomiseAdapters {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.1.push(name.into());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.1.pop();
-    }
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if self.1.first().is_some_and(|m| m.ends_with("adapters")) {
-            self.0.map_float(p)
-        } else {
-            p
-        }
     }
 }
 

@@ -6,15 +6,14 @@
 
 use crate::common;
 
-use crate::common::{backbone, clips, to_vec};
+use crate::common::{backbone, clips, grad, to_vec};
 
 use std::collections::HashMap;
 
-use burn::module::{Module, ModuleMapper, Param, ParamId};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand_distr::{Distribution, Normal};
 
 use vidapter::backbone::{VisionTransformer, VitConfig};
 use vidapter::methods::evl::ConvInit;
@@ -23,7 +22,6 @@ use vidapter::methods::{
     BlockSet, EvlConfig, FeAdapterConfig, LinearProbeConfig, MAdapterConfig, MethodConfig,
     VideoClassifier,
 };
-use vidapter::train::loss::cross_entropy;
 
 /// M-adapter variants covering every ablation axis, sized for the tiny backbones (C = 32).
 fn m_adapters() -> Vec<MethodConfig> {
@@ -89,39 +87,11 @@ fn is_branch(path: &str) -> bool {
     path.starts_with("m_adapter") || path.starts_with("evl")
 }
 
-/// Gives every branch parameter a random value: the zero inits (convs, gates, queries, output
-/// projections, position tables) would otherwise make most paths vanish and hide mistakes.
-struct RandomiseBranch(StdRng, Vec<String>);
-
-impl ModuleMapper for RandomiseBranch {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.1.push(name.into());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.1.pop();
-    }
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if !self.1.first().is_some_and(|m| is_branch(m)) {
-            return p;
-        }
-        let normal = Normal::new(0.0f32, 0.3).unwrap();
-        let rng = &mut self.0;
-        p.map(|t| {
-            let shape = t.shape();
-            let device = t.device();
-            let data: Vec<f32> = (0..shape.num_elements())
-                .map(|_| normal.sample(rng))
-                .collect();
-            Tensor::from_data(TensorData::new(data, shape), &device)
-        })
-    }
-}
-
+/// The method with every branch parameter random: the zero inits (convs, gates, queries,
+/// output projections, position tables) would otherwise make most paths vanish and hide
+/// mistakes.
 fn randomised(model: VideoClassifier, seed: u64) -> VideoClassifier {
-    model.map(&mut RandomiseBranch(
-        StdRng::seed_from_u64(seed),
-        Vec::new(),
-    ))
+    grad::randomised(model, seed, 0.3, is_branch)
 }
 
 #[test]
@@ -246,26 +216,6 @@ fn forward_from_levels_names_what_is_wrong() {
     assert!(e.contains("inside the backbone"), "{e}");
 }
 
-/// Adds `eps * dir[id]` to the parameters named in `dir`.
-struct Nudge<'a> {
-    dir: &'a HashMap<ParamId, Vec<f32>>,
-    eps: f32,
-}
-
-impl ModuleMapper for Nudge<'_> {
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(d) = self.dir.get(&p.id) else {
-            return p;
-        };
-        let (eps, d) = (self.eps, d.clone());
-        p.map(|t| {
-            let shape = t.shape();
-            let device = t.device();
-            t + Tensor::<D>::from_data(TensorData::new(d, shape), &device) * eps
-        })
-    }
-}
-
 #[test]
 fn branch_gradient_matches_central_differences() {
     // One directional derivative per branch tensor (a random direction over all of them at
@@ -283,7 +233,7 @@ fn branch_gradient_matches_central_differences() {
             &y,
         );
         let mut rng = StdRng::seed_from_u64(9);
-        let normal = Normal::new(0.0f32, 1.0).unwrap();
+        let x = clips(2, 4, size, 3, &device);
         let (mut checked, mut strong) = (0, 0);
         for (id, path, _) in common::params(&trained) {
             if !is_branch(&path) {
@@ -292,20 +242,10 @@ fn branch_gradient_matches_central_differences() {
             let g = grads
                 .get(&path)
                 .unwrap_or_else(|| panic!("{}: no gradient for {path}", method.name()));
-            let d: Vec<f32> = (0..g.len()).map(|_| normal.sample(&mut rng)).collect();
-            let analytic: f64 = g
-                .iter()
-                .zip(&d)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum();
+            let d = grad::direction(&mut rng, g.len());
+            let analytic = grad::dot(g, &d);
             let dir = HashMap::from([(id, d)]);
-            let loss_at = |eps: f32| -> f64 {
-                let m = model.clone().map(&mut Nudge { dir: &dir, eps });
-                let logits = m.forward(clips(2, 4, size, 3, &device), None);
-                to_vec(cross_entropy(logits, &y, 0.1))[0] as f64
-            };
-            let eps = 1e-2;
-            let numeric = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
+            let numeric = grad::central_difference(&model, &dir, 1e-2, &x, &y);
             let diff = (numeric - analytic).abs();
             eprintln!(
                 "{} {path}: analytic {analytic:.6e} numeric {numeric:.6e} rel {:.2e}",

@@ -5,6 +5,7 @@
 //! trainable.
 
 use crate::common;
+use crate::common::fixtures::ramp_entries;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,46 +14,14 @@ use burn::tensor::Device;
 
 use vidapter::backbone::Backbone;
 use vidapter::backbone::BackboneId;
+use vidapter::data::ClassMap;
 use vidapter::data::loader::ClipSpec;
 use vidapter::data::sampling::Sampling;
 use vidapter::data::transform::SpatialConfig;
-use vidapter::data::{ClassMap, Entry, Source};
 use vidapter::methods::{FeAdapterConfig, MethodConfig, VideoClassifier};
 use vidapter::train::checkpoint;
 use vidapter::train::config::TrainSettings;
 use vidapter::train::{TrainJob, train};
-
-/// `n` clips of 6 frames, 40x36 px PNGs; class 1 gets brighter over time, class 0 darker.
-fn clips(root: &Path, n: usize) -> Vec<Entry> {
-    (0..n)
-        .map(|i| {
-            let label = i % 2;
-            let dir = root.join(format!("clip{i}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            for f in 0..6u32 {
-                let level = if label == 1 { f * 40 } else { 200 - f * 40 };
-                let img = image::RgbImage::from_fn(40, 36, |x, y| {
-                    image::Rgb([
-                        level as u8,
-                        ((x * 5 + y * 3 + i as u32 * 7) % 256) as u8,
-                        90,
-                    ])
-                });
-                img.save(dir.join(format!("img_{:05}.png", f + 1))).unwrap();
-            }
-            Entry {
-                source: Source::Frames {
-                    dir,
-                    template: None,
-                    start: 1,
-                    count: None,
-                },
-                labels: vec![label],
-                origin: None,
-            }
-        })
-        .collect()
-}
 
 fn job(root: &Path, out: &Path, epochs: usize, lr: f64, stop_after: Option<usize>) -> TrainJob {
     let device = Device::flex();
@@ -64,7 +33,7 @@ fn job(root: &Path, out: &Path, epochs: usize, lr: f64, stop_after: Option<usize
         ..Default::default()
     });
     let model = VideoClassifier::new(bb.model.clone(), &method, 2, 7, &device);
-    let entries = clips(root, 6);
+    let entries = ramp_entries(root, 6);
     TrainJob {
         model,
         method,
