@@ -108,6 +108,18 @@ pub struct DemoReport {
     pub report: PathBuf,
 }
 
+impl std::fmt::Display for DemoReport {
+    /// After a blank line, where the report is (with its plots) and the runs beside it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "\nreport: {} (plots uar.png, memory.png; runs under {})",
+            self.report.display(),
+            self.report.with_file_name("runs").display()
+        )
+    }
+}
+
 struct Sizes {
     train: usize,
     val: usize,
