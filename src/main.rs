@@ -13,7 +13,6 @@ use vidapter::app::{args, data_check, demo, experiment, extract, info, predict, 
 use vidapter::data::config::Split;
 use vidapter::device;
 use vidapter::eval::compare::Comparison;
-use vidapter::train::config::RunConfig;
 
 /// Parameter-efficient image-to-video transfer learning: frozen image models (CLIP, DINOv2,
 /// ViT) adapted to video.
@@ -466,7 +465,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stop_after,
             val_on_test,
         } => {
-            let ov = args::overrides(
+            let cfg = args::run_config(
+                &config,
                 &set,
                 vec![
                     ("train.epochs", epochs.map(|v| v.to_string())),
@@ -476,7 +476,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ("eval.val_on_test", val_on_test.then(|| "true".to_string())),
                 ],
             )?;
-            let cfg = RunConfig::from_file(&config, &ov)?;
             let opts = experiment::TrainOptions {
                 resume,
                 stop_after,
@@ -490,7 +489,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             folds,
             resume,
         } => {
-            let cfg = RunConfig::from_file(&config, &args::overrides(&set, Vec::new())?)?;
+            let cfg = args::run_config(&config, &set, Vec::new())?;
             let opts = experiment::TrainOptions {
                 resume,
                 stop_after: None,
@@ -563,7 +562,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let split: Split = split.parse().map_err(anyhow::Error::msg)?;
-            let cfg = RunConfig::from_file(&config, &args::overrides(&set, Vec::new())?)?;
+            let cfg = args::run_config(&config, &set, Vec::new())?;
             let report =
                 extract::extract_run(&cfg, &config, split, views, dtype, &out, progress, &device)?;
             print!("{report}");
@@ -661,7 +660,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dtype,
                 set,
             } => {
-                let cfg = RunConfig::from_file(&config, &args::overrides(&set, Vec::new())?)?;
+                let cfg = args::run_config(&config, &set, Vec::new())?;
                 let report = bench::cache::bench_cache(
                     &cfg,
                     &config,

@@ -1,11 +1,12 @@
 //! Command-line values the subcommands share, read into what the library takes: `--method`
-//! (a method name or a TOML file with a `[method]` table), `--set KEY=VALUE` overrides with
-//! their shortcut flags, and the Python interpreter of the benchmarks.
+//! (a method name or a TOML file with a `[method]` table), a run config with its `--set
+//! KEY=VALUE` overrides and shortcut flags, and the Python interpreter of the benchmarks.
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::methods::MethodConfig;
+use crate::train::config::RunConfig;
 
 /// `--method`: a method name with its defaults, or a TOML file (a run config works) whose
 /// `[method]` table is used.
@@ -59,6 +60,19 @@ pub fn overrides(
             .filter_map(|(k, v)| Some((k.to_string(), v?))),
     );
     Ok(out)
+}
+
+/// The run config at `path` with the command line's overrides ([`overrides`]) applied and
+/// every field checked ([`RunConfig::from_file`]).
+///
+/// # Errors
+/// Those of [`overrides`] and [`RunConfig::from_file`].
+pub fn run_config(
+    path: &Path,
+    set: &[String],
+    shortcuts: Vec<(&str, Option<String>)>,
+) -> Result<RunConfig> {
+    RunConfig::from_file(path, &overrides(set, shortcuts)?)
 }
 
 /// The Python of the benchmarks' PyTorch side: `--python`, else `$VIDAPTER_PYTHON`, else
