@@ -1,5 +1,6 @@
-//! The `vidapter` binary: parses arguments, calls the library, maps errors to an exit code.
-//! No tensor code lives here.
+//! The `vidapter` binary: parses arguments, calls the app layer's function of the subcommand
+//! ([`vidapter::app`]), prints the report it returns and chooses the exit status; an error is
+//! printed as one `error:` paragraph. No tensor code and no report layout lives here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,14 +9,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use vidapter::app::bench::{self, train as bench_train};
-use vidapter::app::experiment;
-use vidapter::backbone::extract;
-use vidapter::backbone::{Backbone, Layout};
-use vidapter::data::config::{DatasetConfig, Split};
+use vidapter::app::{args, data_check, demo, experiment, extract, info, predict, synth};
+use vidapter::data::config::Split;
 use vidapter::device;
-use vidapter::eval::compare;
-use vidapter::methods::{MethodConfig, VideoClassifier};
-use vidapter::train::config::RunConfig;
+use vidapter::eval::compare::Comparison;
 
 /// Parameter-efficient image-to-video transfer learning: frozen image models (CLIP, DINOv2,
 /// ViT) adapted to video.
@@ -421,72 +418,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the subcommand, printing its report; the exit status says whether it succeeded.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let device = device::parse(&cli.device)?;
+    let progress = !cli.quiet;
     match cli.command {
         Command::Info {
             backbone,
-            method: Some(method),
+            method,
             classes,
             json,
         } => {
-            let b = Backbone::load(&backbone, &device)?;
-            let method = parse_method(&method)?;
-            method
-                .validate_for(&b.config)
-                .map_err(|(f, r)| anyhow::anyhow!("--method: field `{f}`: {r}"))?;
-            let model = VideoClassifier::new(b.model, &method, classes, 0, &device);
-            let rows = model.param_rows();
-            let (trainable, total) = model.param_totals();
-            if json {
-                let value = serde_json::json!({
-                    "backbone": backbone, "method": method, "classes": classes,
-                    "modules": rows, "trainable": trainable, "total": total,
-                });
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                let table: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.module.clone(),
-                            r.params.to_string(),
-                            if r.trainable { "yes" } else { "frozen" }.to_string(),
-                        ]
-                    })
-                    .collect();
-                println!("{} on {backbone}, {classes} classes", method.name());
-                print!(
-                    "{}",
-                    vidapter::eval::plain_table(&["module", "parameters", "trainable"], &table)
-                );
-                println!(
-                    "trainable {trainable} of {total} ({:.2}%)",
-                    100.0 * trainable as f64 / total.max(1) as f64
-                );
-            }
-        }
-        Command::Info {
-            backbone,
-            method: None,
-            json,
-            ..
-        } => {
-            let b = Backbone::load(&backbone, &device)?;
-            if json {
-                let value = serde_json::json!({
-                    "backbone": backbone,
-                    "weights": b.files.weights,
-                    "layout": format!("{:?}", b.layout),
-                    "stored_dtypes": b.stored_dtypes,
-                    "parameters": b.model.param_count(),
-                    "levels": b.config.num_layers,
-                    "config": b.config,
-                });
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                print_info(&b);
-            }
+            let info = info::info(&backbone, method.as_deref(), classes, &device)?;
+            print!("{}", info.render(json));
         }
         Command::Demo {
             out,
@@ -494,25 +438,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             dataset,
         } => {
-            let opts = vidapter::app::demo::DemoOptions {
-                out: out.clone(),
+            let opts = demo::DemoOptions {
+                out,
                 quick,
                 seed,
-                progress: !cli.quiet,
-                exe: std::env::current_exe().context("locating the vidapter binary")?,
-                device_name: cli.device.clone(),
+                progress,
+                exe: current_exe()?,
+                device_name: cli.device,
                 dataset,
             };
-            let report = vidapter::app::demo::run(&opts, &device)?;
-            if !cli.quiet {
+            let report = demo::run(&opts, &device)?;
+            if progress {
                 eprintln!();
             }
-            print!("{}", report.summary);
-            println!(
-                "\nreport: {} (plots uar.png, memory.png; runs under {})",
-                report.report.display(),
-                out.join("runs").display()
-            );
+            print!("{report}");
         }
         Command::Train {
             config,
@@ -525,7 +464,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stop_after,
             val_on_test,
         } => {
-            let ov = overrides(
+            let cfg = args::run_config(
+                &config,
                 &set,
                 vec![
                     ("train.epochs", epochs.map(|v| v.to_string())),
@@ -535,14 +475,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ("eval.val_on_test", val_on_test.then(|| "true".to_string())),
                 ],
             )?;
-            let cfg = RunConfig::from_file(&config, &ov)?;
             let opts = experiment::TrainOptions {
                 resume,
                 stop_after,
-                progress: !cli.quiet,
+                progress,
             };
-            let report = experiment::train_run(&cfg, &config, &opts, &device)?;
-            print_run_report(&report);
+            print!("{}", experiment::train_run(&cfg, &config, &opts, &device)?);
         }
         Command::Kfold {
             config,
@@ -550,27 +488,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             folds,
             resume,
         } => {
-            let cfg = RunConfig::from_file(&config, &overrides(&set, vec![])?)?;
+            let cfg = args::run_config(&config, &set, Vec::new())?;
             let opts = experiment::TrainOptions {
                 resume,
                 stop_after: None,
-                progress: !cli.quiet,
+                progress,
             };
-            let (results, summary) = experiment::kfold(&cfg, &config, folds, &opts, &device)?;
-            for r in &results {
-                println!(
-                    "fold {}  UAR {:.2}%  WAR {:.2}%",
-                    r.fold,
-                    r.test.uar * 100.0,
-                    r.test.war * 100.0
-                );
-            }
-            println!(
-                "mean    UAR {:.2}%  WAR {:.2}%  ({} folds; {})",
-                summary.uar_mean * 100.0,
-                summary.war_mean * 100.0,
-                summary.folds,
-                cfg.out.join("kfold.md").display()
+            print!(
+                "{}",
+                experiment::kfold(&cfg, &config, folds, &opts, &device)?
             );
         }
         Command::Eval {
@@ -585,35 +511,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, None) => None,
                 (t, s) => Some((t.unwrap_or(1), s.unwrap_or(1))),
             };
-            if let Some((_, s)) = views
-                && !matches!(s, 1 | 3)
-            {
-                bail!(
-                    "--spatial-views {s}: allowed values are 1 (centre crop) and 3 (three crops)"
-                );
-            }
-            let (m, path) = experiment::evaluate(
-                &checkpoint,
-                split,
-                views,
-                out.as_deref(),
-                !cli.quiet,
-                &device,
-            )?;
-            println!(
-                "{split}: {} clips  UAR {:.2}%  WAR {:.2}%  top-1 {:.2}%  top-{} {:.2}%  mean class acc. {:.2}%",
-                m.clips,
-                m.uar * 100.0,
-                m.war * 100.0,
-                m.top1 * 100.0,
-                m.top_k,
-                m.top5 * 100.0,
-                m.mean_class_accuracy * 100.0
-            );
-            println!(
-                "wrote {} and the confusion matrix PNG beside it",
-                path.display()
-            );
+            let report =
+                experiment::evaluate(&checkpoint, split, views, out.as_deref(), progress, &device)?;
+            print!("{report}");
         }
         Command::Predict {
             checkpoint,
@@ -625,83 +525,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             out,
         } => {
-            let crop = match crop.as_deref() {
-                None => None,
-                Some(&[x, y, w, h]) => Some([x, y, w, h]),
-                Some(other) => bail!(
-                    "--crop takes four numbers X,Y,W,H (e.g. 120,40,224,224); got {} ({other:?})",
-                    other.len()
-                ),
-            };
             let opts = experiment::PredictOptions {
                 window: timeline,
                 stride,
-                crop,
+                crop: crop.as_deref().map(predict::crop_box).transpose()?,
             };
-            let decode = vidapter::data::decode::DecodeOptions {
-                allow_damaged,
-                ..Default::default()
-            };
-            let (preds, classes) = experiment::predict_with(
+            let report = predict::predict(
                 &checkpoint,
                 &inputs,
                 &opts,
-                &decode,
-                !cli.quiet,
+                allow_damaged,
+                progress,
                 &device,
             )?;
-            for p in &preds {
-                for w in &p.warnings {
-                    eprintln!("warning: {}: {w}", p.path.display());
-                }
+            for w in report.warnings() {
+                eprintln!("warning: {w}");
             }
-            let text = if format == "csv" {
-                let mut t = format!(
-                    "path,window_start,window_end,top,{}\n",
-                    classes.names.join(",")
-                );
-                for p in &preds {
-                    let row = |a: String, b: String, top: &str, probs: &[f32]| {
-                        let probs: Vec<String> = probs.iter().map(|x| format!("{x:.6}")).collect();
-                        format!("{},{a},{b},{top},{}\n", p.path.display(), probs.join(","))
-                    };
-                    if let Some(e) = &p.error {
-                        t.push_str(&format!(
-                            "{},,,error: {},\n",
-                            p.path.display(),
-                            e.replace(',', ";")
-                        ));
-                        continue;
-                    }
-                    t.push_str(&row(String::new(), String::new(), &p.top, &p.probs));
-                    for w in &p.timeline {
-                        t.push_str(&row(
-                            w.start.to_string(),
-                            w.end.to_string(),
-                            &w.top,
-                            &w.probs,
-                        ));
-                    }
-                }
-                t
-            } else {
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "classes": classes.names, "predictions": preds,
-                }))? + "\n"
+            let text = match format.as_str() {
+                "csv" => report.csv(),
+                _ => report.json(),
             };
             match out {
-                Some(path) => std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?,
+                Some(path) => write(&path, &text)?,
                 None => print!("{text}"),
             }
-            let bad = preds.iter().filter(|p| p.error.is_some()).count();
-            if bad > 0 {
-                eprintln!(
-                    "{bad} of {} input(s) could not be read; see their `error` field",
-                    preds.len()
-                );
-                return Ok(ExitCode::FAILURE);
-            }
+            return Ok(failed(report.failure()));
         }
         Command::Extract {
             config: Some(config),
@@ -713,20 +561,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let split: Split = split.parse().map_err(anyhow::Error::msg)?;
-            let cfg = RunConfig::from_file(&config, &overrides(&set, Vec::new())?)?;
-            let r = vidapter::app::extract::extract_run(
-                &cfg, &config, split, views, dtype, &out, !cli.quiet, &device,
-            )?;
-            println!(
-                "feature cache {}: {} clips in {} shards ({} extracted, {} kept from before, {} re-extracted as corrupt, {} clips unreadable)",
-                out.display(),
-                r.clips,
-                r.shards,
-                r.extracted,
-                r.reused,
-                r.corrupt.len(),
-                r.problems.len()
-            );
+            let cfg = args::run_config(&config, &set, Vec::new())?;
+            let report =
+                extract::extract_run(&cfg, &config, split, views, dtype, &out, progress, &device)?;
+            print!("{report}");
         }
         Command::Extract {
             backbone: Some(backbone),
@@ -735,13 +573,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch,
             ..
         } => {
-            let b = Backbone::load(&backbone, &device)?;
-            extract::extract_pixels(&b.model, &pixels, &out, batch, &device, !cli.quiet)?;
-            println!(
-                "wrote {} (hidden_states.0..{}, last_hidden_state, pooler_output)",
-                out.display(),
-                b.config.num_layers
-            );
+            let report =
+                extract::hidden_states(&backbone, &pixels, &out, batch, progress, &device)?;
+            print!("{report}");
         }
         Command::Extract { .. } => {
             bail!("extract needs --config (a feature cache) or --backbone with --pixels")
@@ -751,38 +585,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reference,
             tolerance,
         } => {
-            let (rows, only) = compare::compare(&candidate, &reference)?;
-            if rows.is_empty() {
-                bail!(
-                    "{} and {} share no tensor names; nothing to compare",
-                    candidate.display(),
-                    reference.display()
-                );
-            }
-            println!(
-                "{:<24} {:>18} {:>12} {:>12}",
-                "tensor", "shape", "rel. error", "max |diff|"
-            );
-            let mut worst = 0f64;
-            for r in &rows {
-                println!(
-                    "{:<24} {:>18} {:>12.3e} {:>12.3e}",
-                    r.name,
-                    format!("{:?}", r.shape),
-                    r.rel_err,
-                    r.max_abs
-                );
-                worst = worst.max(r.rel_err);
-            }
-            for name in only {
-                println!("not compared: {name}");
-            }
-            let ok = worst <= tolerance;
-            println!(
-                "{}: worst relative error {worst:.3e} (tolerance {tolerance:.1e})",
-                if ok { "PASS" } else { "FAIL" }
-            );
-            return Ok(if ok {
+            let comparison = Comparison::of(&candidate, &reference, tolerance)?;
+            print!("{comparison}");
+            return Ok(if comparison.passes() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -799,9 +604,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     strict,
                 },
         } => {
-            return data_check(
-                &config, &split, frames, workers, bad_list, strict, cli.quiet,
-            );
+            let opts = data_check::DataCheck {
+                config,
+                split,
+                frames,
+                workers,
+                bad_list,
+            };
+            let summary = data_check::data_check(&opts, progress, |split| print!("{split}"))?;
+            print!("{summary}");
+            if strict {
+                return Ok(failed(summary.strict_failure()));
+            }
         }
         Command::Synth {
             kind,
@@ -817,7 +631,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             peak_images,
             force,
         } => {
-            use vidapter::data::synth::{self, SynthConfig, SynthMedia};
+            use vidapter::data::synth::{SynthConfig, SynthMedia};
             let d = SynthConfig::default();
             let cfg = SynthConfig {
                 kind,
@@ -835,36 +649,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 peak_images: peak_images.unwrap_or(d.peak_images),
             };
-            let start = std::time::Instant::now();
-            let s = if force {
-                synth::generate_forced(&cfg, &out, !cli.quiet)?
-            } else {
-                synth::generate(&cfg, &out, !cli.quiet)?
-            };
-            let c = &s.counts;
-            println!(
-                "{}: {} classes, {} train + {} val + {} test clips of {} frames {}x{} at {} fps, {} ({:.1} s)",
-                s.kind,
-                s.classes.len(),
-                c.train,
-                c.val,
-                c.test,
-                s.frames,
-                s.size,
-                s.size,
-                cfg.fps,
-                s.codec,
-                start.elapsed().as_secs_f64()
-            );
-            println!("classes: {}", s.classes.join(" "));
-            if c.images > 0 {
-                println!(
-                    "still images: {} ({}), listed in images.txt",
-                    c.images,
-                    s.image_classes.join(" ")
-                );
-            }
-            println!("wrote {}", out.join("dataset.toml").display());
+            print!("{}", synth::synth(&cfg, &out, force, progress)?);
         }
         Command::Bench { what } => match what {
             BenchWhat::Cache {
@@ -874,8 +659,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dtype,
                 set,
             } => {
-                let cfg = RunConfig::from_file(&config, &overrides(&set, Vec::new())?)?;
-                let b = vidapter::app::bench::cache::bench_cache(
+                let cfg = args::run_config(&config, &set, Vec::new())?;
+                let report = bench::cache::bench_cache(
                     &cfg,
                     &config,
                     backbone.as_deref(),
@@ -883,19 +668,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     dtype,
                     &device,
                 )?;
-                println!(
-                    "{} on {} clips, {} epoch(s) each way: live {:.2} s/epoch, from the cache {:.3} s/epoch ({:.1}x); extraction {:.2} s once, {:.1} MiB ({:?})",
-                    b.method,
-                    b.clips,
-                    b.epochs,
-                    b.live_epoch_s,
-                    b.cached_epoch_s,
-                    b.live_epoch_s / b.cached_epoch_s.max(1e-9),
-                    b.extract_s,
-                    b.cache_bytes as f64 / (1 << 20) as f64,
-                    b.dtype
-                );
-                println!("{}", serde_json::to_string(&b)?);
+                print!("{report}");
             }
             BenchWhat::TrainStep {
                 method,
@@ -906,15 +679,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 steps,
                 classes,
             } => {
-                let opts = bench_train::StepBench {
-                    backbone,
-                    batch,
-                    frames,
-                    size,
-                    steps: steps.max(1),
-                    classes,
-                };
-                let f = bench_train::train_step(&parse_method(&method)?, &opts, &device)?;
+                let step = step_bench(backbone, batch, frames, size, steps, classes);
+                let f = bench_train::train_step(&args::method(&method)?, &step, &device)?;
                 println!("{}", serde_json::to_string(&f)?);
             }
             BenchWhat::Train {
@@ -931,48 +697,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 torch_device,
                 threads,
             } => {
-                if threads == Some(0) {
-                    bail!("--threads must be at least 1");
-                }
-                if torch {
-                    bench_train::check_torch_device(&cli.device, &torch_device)?;
-                }
-                let torch_side = torch.then(|| bench_train::find_torch(&python_for_bench(python)));
-                if let Some(Err(why)) = &torch_side {
-                    eprintln!("note: {why}; timing vidapter only");
-                }
-                let bench = bench_train::TrainBench {
+                let bench = bench_train::TrainBench::new(
                     methods,
-                    step: bench_train::StepBench {
-                        backbone,
-                        batch,
-                        frames,
-                        size,
-                        steps: steps.max(1),
-                        classes,
-                    },
-                    device: cli.device.clone(),
+                    step_bench(backbone, batch, frames, size, steps, classes),
+                    &cli.device,
                     torch_device,
-                    threads: threads.unwrap_or_else(bench_train::default_threads),
-                    torch: torch_side,
-                };
-                let exe = std::env::current_exe().context("locating the vidapter binary")?;
-                let sides = if matches!(bench.torch, Some(Ok(_))) {
-                    2
-                } else {
-                    1
-                };
-                let bar = vidapter::util::progress_bar(
-                    (bench.methods.len() * sides) as u64,
-                    "{spinner} [{pos}/{len}] {msg} ({elapsed})",
-                    !cli.quiet,
-                );
-                bar.enable_steady_tick(std::time::Duration::from_millis(200));
-                let report = bench_train::bench_train(&exe, &bench, |done, m, side| {
-                    bar.set_position(done as u64);
-                    bar.set_message(format!("{m}: {side}"));
-                })?;
-                bar.finish_and_clear();
+                    threads,
+                    torch.then(|| args::python(python)),
+                )?;
+                let report =
+                    bench_train::bench_train_with_progress(&current_exe()?, &bench, progress)?;
                 print!("{}", bench_train::render(&report));
                 if let Some(path) = json {
                     vidapter::util::write_atomic(
@@ -988,41 +722,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 python,
                 json,
             } => {
-                let python = python_for_bench(python);
-                let has_torch = bench::python_has_torch(&python);
-                if !has_torch {
-                    eprintln!("note: `{python}` cannot import torch; timing vidapter only");
-                }
-                let opts = bench::DataBench {
-                    videos,
-                    seconds,
-                    repeats,
-                    frames: 8,
-                    size: 224,
-                    workers: vec![1, 2],
-                    python: has_torch.then_some(python),
-                };
+                let opts =
+                    bench::DataBench::with_python(videos, seconds, repeats, args::python(python));
                 let rows = bench::bench_data(&opts)?;
-                println!(
-                    "decode + sample + transform, T=8, 224 px, {videos} H.264 videos 320x240 x {seconds} s, {repeats} passes"
-                );
-                println!(
-                    "{:>8} {:>16} {:>16} {:>16}",
-                    "workers", "vidapter clip/s", "PyAV clip/s", "decord clip/s"
-                );
-                let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
-                for r in &rows {
-                    println!(
-                        "{:>8} {:>16.1} {:>16} {:>16}",
-                        r.workers,
-                        r.vidapter,
-                        fmt(r.pyav),
-                        fmt(r.decord)
-                    );
-                }
+                print!("{}", opts.render(&rows));
                 if let Some(path) = json {
-                    std::fs::write(&path, serde_json::to_string_pretty(&rows)?)
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    write(&path, &serde_json::to_string_pretty(&rows)?)?;
                 }
             }
             BenchWhat::Backbone {
@@ -1033,51 +738,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 python,
                 json,
             } => {
-                let python = python_for_bench(python);
-                let python = if bench::python_has_torch(&python) {
-                    Some(python)
-                } else {
-                    eprintln!(
-                        "note: `{python}` cannot import torch and transformers; timing vidapter only"
-                    );
-                    None
-                };
-                let opts = bench::BackboneBench {
+                let opts = bench::BackboneBench::with_python(
                     frames,
                     size,
                     iters,
-                    warmup: 1,
                     rounds,
-                    python,
-                };
+                    args::python(python),
+                );
                 let report = bench::bench_backbone(&opts, &device)?;
-                println!("{}: {} frames at {size} px", report.model, report.frames);
-                println!(
-                    "vidapter ({}): {:8.1} ms/clip  {:7.1} frames/s",
-                    cli.device, report.vidapter.median_ms, report.vidapter.frames_per_s
-                );
-                if let (Some(p), Some(ratio)) = (&report.pytorch, report.ratio) {
-                    println!(
-                        "PyTorch ({}): {:8.1} ms/clip  {:7.1} frames/s",
-                        report.pytorch_info.as_deref().unwrap_or("?"),
-                        p.median_ms,
-                        p.frames_per_s
-                    );
-                    println!("ratio vidapter/PyTorch time: {ratio:.2}");
-                }
-                let g = &report.gemm_gflops;
-                print!(
-                    "GEMM {:?} alone: vidapter {:.1} GFLOP/s",
-                    g.shape, g.vidapter
-                );
-                match g.pytorch {
-                    Some(p) => println!(", PyTorch {p:.1} GFLOP/s"),
-                    None => println!(),
-                }
+                print!("{}", report.render(&cli.device));
                 if let Some(path) = json {
-                    let text = serde_json::to_string_pretty(&report)?;
-                    std::fs::write(&path, text)
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    write(&path, &serde_json::to_string_pretty(&report)?)?;
                 }
             }
         },
@@ -1085,109 +756,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn data_check(
-    config: &std::path::Path,
-    split: &str,
-    frames: Option<usize>,
-    workers: Option<usize>,
-    bad_list: Option<PathBuf>,
-    strict: bool,
-    quiet: bool,
-) -> anyhow::Result<ExitCode> {
-    use vidapter::data::{check, decode::DecodeOptions, report};
-    let cfg = DatasetConfig::from_toml_file(config)?;
-    // A run config says how many frames its clips take; a bare [data] file does not.
-    let frames = match frames {
-        Some(f) => f,
-        None => match std::fs::read_to_string(config)
-            .ok()
-            .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
-            .and_then(|d| d.get("sampling")?.get("frames")?.as_integer())
-        {
-            Some(f) => usize::try_from(f)
-                .ok()
-                .filter(|f| (1..=vidapter::train::config::MAX_FRAMES).contains(f))
-                .with_context(|| {
-                    format!(
-                        "{}: field `sampling.frames`: {f} is outside 1..={}",
-                        config.display(),
-                        vidapter::train::config::MAX_FRAMES
-                    )
-                })?,
-            None => 8,
-        },
-    };
-    if !quiet {
-        eprintln!("checking {frames} frames per clip (--frames to change)");
-    }
-    let splits = match split {
-        "all" => cfg.splits(),
-        one => vec![one.parse::<Split>().map_err(anyhow::Error::msg)?],
-    };
-    let workers = workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let bad_list = bad_list.unwrap_or_else(|| {
-        config
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join("bad_entries.tsv")
-    });
-    let mut reports = Vec::new();
-    for s in splits {
-        let dataset = match cfg.load(s) {
-            Ok(d) => d,
-            Err(e) => {
-                // The splits already checked keep their findings: write them before failing.
-                if !reports.is_empty() {
-                    let done = report::merge(&reports);
-                    check::write_bad_list(&done, &bad_list)?;
-                    eprintln!(
-                        "{} entr{} of the splits checked before listed in {}",
-                        done.findings.len(),
-                        if done.findings.len() == 1 { "y" } else { "ies" },
-                        bad_list.display()
-                    );
-                }
-                return Err(anyhow::Error::new(e)
-                    .context(format!("reading the {s} split of {}", config.display())));
-            }
-        };
-        let r = check::check(&dataset, frames, workers, &DecodeOptions::default(), !quiet);
-        print!("{}", report::render(s, &dataset, &r, 10));
-        if s == Split::Val && cfg.val_is_holdout() {
-            println!(
-                "  (no validation list: val is {:.0}% of train per class, chosen by split_seed {}, and train excludes it; `data.val_fraction` sets the share, and a class with few clips may give none)",
-                cfg.val_fraction * 100.0,
-                cfg.split_seed
-            );
+/// Exit status 1 with the reason on standard error when there is one, else 0.
+fn failed(reason: Option<String>) -> ExitCode {
+    match reason {
+        Some(why) => {
+            eprintln!("{why}");
+            ExitCode::FAILURE
         }
-        reports.push(r);
+        None => ExitCode::SUCCESS,
     }
-    let all = report::merge(&reports);
-    check::write_bad_list(&all, &bad_list)?;
-    println!(
-        "{} of {} entries clean; {} listed in {}",
-        all.clean,
-        all.entries,
-        all.findings.len(),
-        bad_list.display()
-    );
-    println!(
-        "decoded {} clips in {:.1} s ({:.1} clips/s on {workers} worker(s))",
-        all.entries,
-        all.seconds,
-        all.entries as f64 / all.seconds.max(1e-9)
-    );
-    if strict && !all.findings.is_empty() {
-        eprintln!(
-            "strict: {} bad entr{} found",
-            all.findings.len(),
-            if all.findings.len() == 1 { "y" } else { "ies" }
-        );
-        return Ok(ExitCode::FAILURE);
+}
+
+/// Writes `text` to `path` (`--out`, `--json`).
+fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// This binary, which `demo` and `bench train` run as child processes.
+fn current_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("locating the vidapter binary")
+}
+
+/// The step settings of `bench train` and `bench train-step` (at least one timed step).
+fn step_bench(
+    backbone: Option<String>,
+    batch: usize,
+    frames: usize,
+    size: Option<usize>,
+    steps: usize,
+    classes: usize,
+) -> bench_train::StepBench {
+    bench_train::StepBench {
+        backbone,
+        batch,
+        frames,
+        size,
+        steps: steps.max(1),
+        classes,
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A count flag that must be at least 1.
@@ -1210,6 +816,7 @@ fn workers(s: &str) -> Result<usize, String> {
     in_range(s, 1, vidapter::train::config::MAX_WORKERS)
 }
 
+/// A whole number in `lo..=hi` (clap's value parser of the count flags).
 fn in_range(s: &str, lo: usize, hi: usize) -> Result<usize, String> {
     let v: usize = s
         .trim()
@@ -1223,147 +830,4 @@ fn in_range(s: &str, lo: usize, hi: usize) -> Result<usize, String> {
         });
     }
     Ok(v)
-}
-
-/// `KEY=VALUE` pairs of `--set`, plus the shortcut flags.
-fn overrides(
-    set: &[String],
-    extra: Vec<(&str, Option<String>)>,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for s in set {
-        let (k, v) = s
-            .split_once('=')
-            .with_context(|| format!("--set `{s}`: expected KEY=VALUE, e.g. train.lr=3e-4"))?;
-        out.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    for (k, v) in extra {
-        if let Some(v) = v {
-            out.push((k.to_string(), v));
-        }
-    }
-    Ok(out)
-}
-
-fn print_run_report(r: &experiment::RunReport) {
-    let t = &r.train;
-    println!("method        {}", r.method);
-    println!(
-        "parameters    {} trainable of {} ({:.2}%)",
-        t.params.0,
-        t.params.1,
-        100.0 * t.params.0 as f64 / t.params.1.max(1) as f64
-    );
-    println!(
-        "epochs        {} ({} optimiser steps), final train loss {:.4}",
-        t.epochs, t.steps, t.final_loss
-    );
-    println!(
-        "speed         {:.2} s/step, {:.1} clips/s; peak memory {}",
-        t.step_seconds,
-        t.clips_per_second,
-        t.peak_rss_bytes.map_or("n/a".into(), |b| format!(
-            "{:.0} MiB",
-            b as f64 / (1 << 20) as f64
-        ))
-    );
-    if let Some((uar, war)) = t.best_val {
-        println!(
-            "best {:<8} UAR {:.2}%  WAR {:.2}%",
-            r.selected_on,
-            uar * 100.0,
-            war * 100.0
-        );
-    }
-    if let Some(m) = &r.test {
-        println!(
-            "test          UAR {:.2}%  WAR {:.2}%  top-5 {:.2}%  ({} clips)",
-            m.uar * 100.0,
-            m.war * 100.0,
-            m.top5 * 100.0,
-            m.clips
-        );
-    }
-    if !t.skipped.is_empty() {
-        println!(
-            "skipped       {} unreadable clip(s); see the log",
-            t.skipped.len()
-        );
-    }
-    println!("run folder    {}", t.out.display());
-}
-
-/// `--python`, else `$VIDAPTER_PYTHON`, else `python3`.
-fn python_for_bench(python: Option<String>) -> String {
-    python
-        .or_else(|| std::env::var("VIDAPTER_PYTHON").ok())
-        .unwrap_or_else(|| "python3".into())
-}
-
-/// `--method`: a method name with defaults, or a TOML file with a [method] table.
-fn parse_method(arg: &str) -> anyhow::Result<MethodConfig> {
-    let path = std::path::Path::new(arg);
-    if path.is_file() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {arg}"))?;
-        let doc: toml::Value =
-            toml::from_str(&text).with_context(|| format!("{arg}: not valid TOML"))?;
-        let table = doc
-            .get("method")
-            .cloned()
-            .with_context(|| format!("{arg}: there is no [method] table"))?;
-        return table
-            .try_into()
-            .map_err(|e| anyhow::anyhow!("{arg}: [method]: {e}"));
-    }
-    toml::from_str(&format!("kind = {arg:?}"))
-        .map_err(|e| anyhow::anyhow!("--method `{arg}` is neither a file nor a method name: {e}"))
-}
-
-fn print_info(b: &Backbone) {
-    let c = &b.config;
-    let layout = match b.layout {
-        Layout::HuggingFace => "Hugging Face",
-        Layout::OpenAiClip => "OpenAI CLIP",
-    };
-    println!("backbone      {}", b.files.spec);
-    println!(
-        "weights       {} ({layout} layout, stored as {})",
-        b.files.weights.display(),
-        b.stored_dtypes.join("/")
-    );
-    println!("architecture  {}", c.arch);
-    println!(
-        "parameters    {} ({:.1} M)",
-        b.model.param_count(),
-        b.model.param_count() as f64 / 1e6
-    );
-    println!(
-        "input size    {0}x{0} (other sizes: position embeddings resampled bicubically)",
-        c.image_size
-    );
-    println!(
-        "patch         {0}x{0} ({1}x{1} grid, {2} tokens with the class token)",
-        c.patch_size,
-        c.grid(),
-        1 + c.grid() * c.grid()
-    );
-    println!(
-        "width         {} ({} heads, MLP {}{})",
-        c.hidden_size,
-        c.num_heads,
-        c.intermediate_size,
-        if c.swiglu { ", SwiGLU" } else { "" }
-    );
-    println!(
-        "levels        {} blocks: levels 1..={} (0 = embeddings)",
-        c.num_layers, c.num_layers
-    );
-    println!(
-        "activation    {:?}; LayerNorm eps {:e}{}",
-        c.act,
-        c.layer_norm_eps,
-        if c.layer_scale { "; LayerScale" } else { "" }
-    );
-    println!("mean          {:?}", c.image_mean);
-    println!("std           {:?}", c.image_std);
 }

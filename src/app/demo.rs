@@ -111,6 +111,20 @@ pub struct DemoReport {
     pub summary: String,
 }
 
+impl std::fmt::Display for DemoReport {
+    /// The summary table and findings, then after a blank line where the report is (with
+    /// its plots) and the runs beside it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.summary)?;
+        writeln!(
+            f,
+            "\nreport: {} (plots uar.png, memory.png; runs under {})",
+            self.report.display(),
+            self.report.with_file_name("runs").display()
+        )
+    }
+}
+
 struct Sizes {
     train: usize,
     val: usize,

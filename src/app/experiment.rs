@@ -7,6 +7,7 @@
 //! the checkpoint; the backbone it names is loaded and its SHA-256 compared with the one
 //! recorded, and a different backbone is refused.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::eval::{self, FoldSummary, Metrics};
 use crate::methods::VideoClassifier;
 use crate::train::checkpoint;
-use crate::train::config::RunConfig;
+use crate::train::config::{RunConfig, check_spatial_views};
 use crate::train::predict::predict_probs;
 use crate::train::run::{TrainJob, TrainSummary};
 
@@ -115,6 +116,64 @@ pub struct MetricsSummary {
     pub top5: f64,
     /// Mean class accuracy.
     pub mean_class_accuracy: f64,
+}
+
+impl fmt::Display for RunReport {
+    /// The run in a few lines: method, parameters, epochs, speed, the best validation (or
+    /// test, under the peers' protocol) and test metrics when there are some, the run folder.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.train;
+        writeln!(f, "method        {}", self.method)?;
+        writeln!(
+            f,
+            "parameters    {} trainable of {} ({:.2}%)",
+            t.params.0,
+            t.params.1,
+            100.0 * t.params.0 as f64 / t.params.1.max(1) as f64
+        )?;
+        writeln!(
+            f,
+            "epochs        {} ({} optimiser steps), final train loss {:.4}",
+            t.epochs, t.steps, t.final_loss
+        )?;
+        writeln!(
+            f,
+            "speed         {:.2} s/step, {:.1} clips/s; peak memory {}",
+            t.step_seconds,
+            t.clips_per_second,
+            t.peak_rss_bytes.map_or("n/a".into(), |b| format!(
+                "{:.0} MiB",
+                b as f64 / (1 << 20) as f64
+            ))
+        )?;
+        if let Some((uar, war)) = t.best_val {
+            writeln!(
+                f,
+                "best {:<8} UAR {:.2}%  WAR {:.2}%",
+                self.selected_on,
+                uar * 100.0,
+                war * 100.0
+            )?;
+        }
+        if let Some(m) = &self.test {
+            writeln!(
+                f,
+                "test          UAR {:.2}%  WAR {:.2}%  top-5 {:.2}%  ({} clips)",
+                m.uar * 100.0,
+                m.war * 100.0,
+                m.top5 * 100.0,
+                m.clips
+            )?;
+        }
+        if !t.skipped.is_empty() {
+            writeln!(
+                f,
+                "skipped       {} unreadable clip(s); see the log",
+                t.skipped.len()
+            )?;
+        }
+        writeln!(f, "run folder    {}", t.out.display())
+    }
 }
 
 impl From<&Metrics> for MetricsSummary {
@@ -381,6 +440,10 @@ fn evaluate_with(
 /// Evaluates `checkpoint` on `split` with the test views of its run config (or `views`),
 /// writing `eval_<split>.json` and `confusion_<split>.png` to `out` (default: beside the
 /// checkpoint).
+///
+/// # Errors
+/// A spatial view count other than 1 or 3 (before anything is loaded); those of loading the
+/// checkpoint and testing.
 pub fn evaluate(
     checkpoint: &Path,
     split: Split,
@@ -388,7 +451,10 @@ pub fn evaluate(
     out: Option<&Path>,
     progress: bool,
     device: &Device,
-) -> Result<(Metrics, PathBuf)> {
+) -> Result<EvalReport> {
+    if let Some((_, s)) = views {
+        check_spatial_views(s).map_err(|r| Error::Input(format!("--spatial-views {r}")))?;
+    }
     let (_, mut cfg, prep) = load_model(checkpoint, device)?;
     if let Some((t, s)) = views {
         cfg.eval.temporal_views = t;
@@ -397,7 +463,46 @@ pub fn evaluate(
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());
-    evaluate_with(&prep, &cfg, checkpoint, split, &out, progress, device)
+    let (metrics, json) = evaluate_with(&prep, &cfg, checkpoint, split, &out, progress, device)?;
+    Ok(EvalReport {
+        split,
+        metrics,
+        json,
+    })
+}
+
+/// What `eval` found and wrote.
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    /// The split tested.
+    pub split: Split,
+    /// Its metrics.
+    pub metrics: Metrics,
+    /// `eval_<split>.json` (`confusion_<split>.png` is beside it).
+    pub json: PathBuf,
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.metrics;
+        writeln!(
+            f,
+            "{}: {} clips  UAR {:.2}%  WAR {:.2}%  top-1 {:.2}%  top-{} {:.2}%  mean class acc. {:.2}%",
+            self.split,
+            m.clips,
+            m.uar * 100.0,
+            m.war * 100.0,
+            m.top1 * 100.0,
+            m.top_k,
+            m.top5 * 100.0,
+            m.mean_class_accuracy * 100.0
+        )?;
+        writeln!(
+            f,
+            "wrote {} and the confusion matrix PNG beside it",
+            self.json.display()
+        )
+    }
 }
 
 /// One fold's result in a k-fold run.
@@ -417,7 +522,7 @@ pub fn kfold(
     folds: Option<Vec<usize>>,
     opts: &TrainOptions,
     device: &Device,
-) -> Result<(Vec<FoldResult>, FoldSummary)> {
+) -> Result<KfoldReport> {
     let n = cfg.data.format.folds().ok_or_else(|| {
         Error::config(
             config_path,
@@ -473,14 +578,53 @@ pub fn kfold(
         summary.war_mean * 100.0,
         std(summary.war_std),
     );
-    crate::util::write_atomic(&cfg.out.join("kfold.md"), text.as_bytes())?;
+    let markdown = cfg.out.join("kfold.md");
+    crate::util::write_atomic(&markdown, text.as_bytes())?;
     crate::util::write_atomic(
         &cfg.out.join("kfold.json"),
         serde_json::to_string_pretty(&serde_json::json!({"folds": results, "summary": summary}))
             .expect("json")
             .as_bytes(),
     )?;
-    Ok((results, summary))
+    Ok(KfoldReport {
+        folds: results,
+        summary,
+        markdown,
+    })
+}
+
+/// What `kfold` found and wrote.
+#[derive(Debug, Clone)]
+pub struct KfoldReport {
+    /// Each fold's test metrics, in the order run.
+    pub folds: Vec<FoldResult>,
+    /// Mean (and spread) over the folds.
+    pub summary: FoldSummary,
+    /// `kfold.md` (`kfold.json` is beside it).
+    pub markdown: PathBuf,
+}
+
+impl fmt::Display for KfoldReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.folds {
+            writeln!(
+                f,
+                "fold {}  UAR {:.2}%  WAR {:.2}%",
+                r.fold,
+                r.test.uar * 100.0,
+                r.test.war * 100.0
+            )?;
+        }
+        let s = &self.summary;
+        writeln!(
+            f,
+            "mean    UAR {:.2}%  WAR {:.2}%  ({} folds; {})",
+            s.uar_mean * 100.0,
+            s.war_mean * 100.0,
+            s.folds,
+            self.markdown.display()
+        )
+    }
 }
 
 /// How `predict` reads and windows videos.
@@ -752,4 +896,106 @@ pub fn predict_with(
     }
     bar.finish_and_clear();
     Ok((out, prep.classes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_report(test: Option<MetricsSummary>, skipped: usize) -> RunReport {
+        RunReport {
+            method: "st_adapter".into(),
+            train: TrainSummary {
+                epochs: 3,
+                steps: 12,
+                final_loss: 0.51234,
+                best_val: Some((0.5, 0.625)),
+                step_seconds: 0.256,
+                clips_per_second: 15.62,
+                peak_rss_bytes: Some(300 << 20),
+                params: (1_000, 8_000),
+                skipped: (0..skipped)
+                    .map(|i| crate::data::Problem {
+                        path: format!("c{i}.mp4").into(),
+                        line: None,
+                        reason: "truncated".into(),
+                    })
+                    .collect(),
+                out: "runs/st".into(),
+            },
+            test,
+            selected_on: "val".into(),
+        }
+    }
+
+    #[test]
+    fn a_run_report_without_test_metrics() {
+        assert_eq!(
+            run_report(None, 0).to_string(),
+            "method        st_adapter\n\
+             parameters    1000 trainable of 8000 (12.50%)\n\
+             epochs        3 (12 optimiser steps), final train loss 0.5123\n\
+             speed         0.26 s/step, 15.6 clips/s; peak memory 300 MiB\n\
+             best val      UAR 50.00%  WAR 62.50%\n\
+             run folder    runs/st\n"
+        );
+    }
+
+    #[test]
+    fn a_run_report_with_test_metrics_and_skipped_clips() {
+        let test = MetricsSummary {
+            clips: 40,
+            uar: 0.4,
+            war: 0.45,
+            top5: 0.9,
+            mean_class_accuracy: 0.4,
+        };
+        let text = run_report(Some(test), 2).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[5..],
+            [
+                "test          UAR 40.00%  WAR 45.00%  top-5 90.00%  (40 clips)",
+                "skipped       2 unreadable clip(s); see the log",
+                "run folder    runs/st",
+            ]
+        );
+    }
+
+    #[test]
+    fn eval_and_kfold_reports() {
+        let metrics = eval::evaluate(&[0.9, 0.1, 0.2, 0.8, 0.6, 0.4], 2, &[0, 1, 1]).unwrap();
+        let report = EvalReport {
+            split: Split::Test,
+            metrics,
+            json: "runs/x/eval_test.json".into(),
+        };
+        assert_eq!(
+            report.to_string(),
+            "test: 3 clips  UAR 75.00%  WAR 66.67%  top-1 66.67%  top-2 100.00%  mean class acc. 75.00%\n\
+             wrote runs/x/eval_test.json and the confusion matrix PNG beside it\n"
+        );
+        let fold = |fold, uar, war| FoldResult {
+            fold,
+            test: MetricsSummary {
+                clips: 10,
+                uar,
+                war,
+                top5: 1.0,
+                mean_class_accuracy: uar,
+            },
+        };
+        let folds = vec![fold(1, 0.5, 0.6), fold(2, 0.7, 0.8)];
+        let kfold = KfoldReport {
+            summary: FoldSummary::new(&[(0.5, 0.6), (0.7, 0.8)]).unwrap(),
+            folds,
+            markdown: "runs/k/kfold.md".into(),
+        };
+        assert_eq!(
+            kfold.to_string(),
+            "fold 1  UAR 50.00%  WAR 60.00%\n\
+             fold 2  UAR 70.00%  WAR 80.00%\n\
+             mean    UAR 60.00%  WAR 70.00%  (2 folds; runs/k/kfold.md)\n"
+        );
+    }
 }

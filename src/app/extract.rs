@@ -1,11 +1,14 @@
 //! `vidapter extract --config`: a run config's feature cache of one split (the cache itself is
-//! [`crate::train::cache`]).
+//! [`crate::train::cache`]); `vidapter extract --backbone --pixels`: a backbone's hidden
+//! states on a pixel tensor ([`crate::backbone::extract`]).
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::tensor::Device;
 
+use crate::backbone::Backbone;
 use crate::data::Entry;
 use crate::data::config::Split;
 use crate::error::{Error, Result};
@@ -106,4 +109,45 @@ pub fn extract_run(
         ..Default::default()
     };
     extract(&model, &key, entries, &prep.spec, out, &opts, device)
+}
+
+/// What `extract --backbone --pixels` wrote.
+#[derive(Debug, Clone)]
+pub struct HiddenStates {
+    /// The safetensors file.
+    pub out: PathBuf,
+    /// Blocks of the backbone (`hidden_states.0..=blocks`).
+    pub blocks: usize,
+}
+
+impl fmt::Display for HiddenStates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "wrote {} (hidden_states.0..{}, last_hidden_state, pooler_output)",
+            self.out.display(),
+            self.blocks
+        )
+    }
+}
+
+/// `vidapter extract --backbone --pixels`: loads `backbone` and writes every hidden state of
+/// it on the `pixel_values` of `pixels` to `out`, `batch` images per forward pass.
+///
+/// # Errors
+/// Those of loading the backbone and of [`crate::backbone::extract::extract_pixels`].
+pub fn hidden_states(
+    backbone: &str,
+    pixels: &Path,
+    out: &Path,
+    batch: usize,
+    progress: bool,
+    device: &Device,
+) -> Result<HiddenStates> {
+    let b = Backbone::load(backbone, device)?;
+    crate::backbone::extract::extract_pixels(&b.model, pixels, out, batch, device, progress)?;
+    Ok(HiddenStates {
+        out: out.to_path_buf(),
+        blocks: b.config.num_layers,
+    })
 }

@@ -1,17 +1,28 @@
 //! The application layer: what each `vidapter` subcommand does, built from the library's
 //! domain modules (data, backbone, eval, methods, train). Nothing below this layer imports
-//! it; `main.rs` only parses arguments and prints what these functions return.
+//! it; `main.rs` only parses arguments and prints what these functions return, each report
+//! rendering itself (`Display` or `render`) so that its text is tested without the binary.
 //!
-//! - [`experiment`]: `train`, `eval`, `predict` and `kfold` on a run config;
-//! - [`extract`]: `extract --config`, a run's feature cache of one split;
+//! - [`experiment`]: `train`, `eval`, `predict` and `kfold` on a run config; [`predict`]:
+//!   predict's JSON and CSV;
+//! - [`extract`]: `extract --config`, a run's feature cache of one split, and `extract
+//!   --pixels`, a backbone's hidden states;
+//! - [`info`]: `info`, a backbone and a method on it; [`data_check`]: `data check`;
+//!   [`synth`]: `synth`;
 //! - [`demo`]: `vidapter demo`, the papers' story offline on synthetic videos;
 //! - [`bench`](mod@bench): timings against PyTorch in the same run (backbone, data, training steps,
-//!   the feature cache).
+//!   the feature cache);
+//! - [`args`]: command-line values the subcommands share (`--method`, `--set`, `--python`).
 
+pub mod args;
 pub mod bench;
+pub mod data_check;
 pub mod demo;
 pub mod experiment;
 pub mod extract;
+pub mod info;
+pub mod predict;
+pub mod synth;
 
 use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::prelude::*;

@@ -1,6 +1,7 @@
 //! `vidapter compare`: relative error, tensor by tensor, between two safetensors files;
 //! the other half of the interop door opened by `extract`.
 
+use std::fmt;
 use std::path::Path;
 
 use crate::backbone::WeightStore;
@@ -75,4 +76,119 @@ pub fn compare(candidate: &Path, reference: &Path) -> Result<(Vec<Row>, Vec<Stri
         }
     }
     Ok((rows, only))
+}
+
+/// The `compare` command's report: every row, the tensors not compared, and the verdict
+/// against a tolerance on the relative error.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// One row per tensor compared, in the reference's order.
+    pub rows: Vec<Row>,
+    /// Tensors in only one file, `name (only in FILE)`.
+    pub not_compared: Vec<String>,
+    /// The largest relative error that passes.
+    pub tolerance: f64,
+}
+
+impl Comparison {
+    /// [`compare`]s `candidate` with `reference`, to be judged against `tolerance`.
+    ///
+    /// # Errors
+    /// Those of [`compare`]; files that share no tensor name (nothing to compare).
+    pub fn of(candidate: &Path, reference: &Path, tolerance: f64) -> Result<Self> {
+        let (rows, not_compared) = compare(candidate, reference)?;
+        if rows.is_empty() {
+            return Err(Error::Input(format!(
+                "{} and {} share no tensor names; nothing to compare",
+                candidate.display(),
+                reference.display()
+            )));
+        }
+        Ok(Comparison {
+            rows,
+            not_compared,
+            tolerance,
+        })
+    }
+
+    /// The largest relative error of any tensor (0 without rows).
+    pub fn worst(&self) -> f64 {
+        self.rows.iter().map(|r| r.rel_err).fold(0.0, f64::max)
+    }
+
+    /// Whether every tensor is within the tolerance.
+    pub fn passes(&self) -> bool {
+        self.worst() <= self.tolerance
+    }
+}
+
+impl fmt::Display for Comparison {
+    /// A table of the rows, the tensors not compared, then `PASS` or `FAIL` with the worst
+    /// relative error.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<24} {:>18} {:>12} {:>12}",
+            "tensor", "shape", "rel. error", "max |diff|"
+        )?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "{:<24} {:>18} {:>12.3e} {:>12.3e}",
+                r.name,
+                format!("{:?}", r.shape),
+                r.rel_err,
+                r.max_abs
+            )?;
+        }
+        for name in &self.not_compared {
+            writeln!(f, "not compared: {name}")?;
+        }
+        writeln!(
+            f,
+            "{}: worst relative error {:.3e} (tolerance {:.1e})",
+            if self.passes() { "PASS" } else { "FAIL" },
+            self.worst(),
+            self.tolerance
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comparison(tolerance: f64) -> Comparison {
+        let row = |name: &str, rel_err: f64| Row {
+            name: name.into(),
+            shape: vec![2, 3],
+            rel_err,
+            max_abs: rel_err * 2.0,
+        };
+        Comparison {
+            rows: vec![row("a", 1e-6), row("b", 3e-5)],
+            not_compared: vec!["c (only in ref.safetensors)".into()],
+            tolerance,
+        }
+    }
+
+    #[test]
+    fn the_table_ends_with_pass_or_fail_on_the_worst_error() {
+        let pass = comparison(1e-4);
+        assert!(pass.passes());
+        assert_eq!(
+            pass.to_string(),
+            "tensor                                shape   rel. error   max |diff|\n\
+             a                                    [2, 3]     1.000e-6     2.000e-6\n\
+             b                                    [2, 3]     3.000e-5     6.000e-5\n\
+             not compared: c (only in ref.safetensors)\n\
+             PASS: worst relative error 3.000e-5 (tolerance 1.0e-4)\n"
+        );
+        let fail = comparison(1e-5);
+        assert!(!fail.passes());
+        assert!(
+            fail.to_string()
+                .ends_with("\nFAIL: worst relative error 3.000e-5 (tolerance 1.0e-5)\n")
+        );
+    }
 }

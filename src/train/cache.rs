@@ -329,6 +329,24 @@ pub struct ExtractReport {
     pub problems: Vec<Problem>,
 }
 
+impl std::fmt::Display for ExtractReport {
+    /// One line: the folder, clips and shards, and what was extracted, kept, redone and left
+    /// out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "feature cache {}: {} clips in {} shards ({} extracted, {} kept from before, {} re-extracted as corrupt, {} clips unreadable)",
+            self.dir.display(),
+            self.clips,
+            self.shards,
+            self.extracted,
+            self.reused,
+            self.corrupt.len(),
+            self.problems.len()
+        )
+    }
+}
+
 fn shard_name(chunk: usize) -> String {
     format!("shard-{chunk:05}.safetensors")
 }

@@ -61,6 +61,18 @@ pub const MAX_EPOCHS: usize = 1_000_000;
 /// Largest stride between sampled frames (`sampling.interval`).
 pub const MAX_INTERVAL: usize = 1024;
 
+/// Checks a count of spatial crops at test time (`eval.spatial_views`, `eval
+/// --spatial-views`): 1 (centre crop) or 3 (three crops); otherwise says so.
+pub fn check_spatial_views(views: usize) -> std::result::Result<(), String> {
+    if matches!(views, 1 | 3) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{views}: allowed values are 1 (centre crop) and 3 (three crops)"
+        ))
+    }
+}
+
 /// Spatial settings as written in a run config; unset fields come from the backbone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -529,16 +541,8 @@ impl RunConfig {
                 format!("{} is above train.lr ({})", t.min_lr, t.lr),
             ));
         }
-        if !matches!(self.eval.spatial_views, 1 | 3) {
-            return Err(Error::config(
-                path,
-                "eval.spatial_views",
-                format!(
-                    "{}: allowed values are 1 (centre crop) and 3 (three crops)",
-                    self.eval.spatial_views
-                ),
-            ));
-        }
+        check_spatial_views(self.eval.spatial_views)
+            .map_err(|reason| Error::config(path, "eval.spatial_views", reason))?;
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(Error::config(
                 path,

@@ -41,6 +41,26 @@ pub struct CacheBench {
     pub dtype: CacheDtype,
 }
 
+impl std::fmt::Display for CacheBench {
+    /// One line of figures (with the speed-up), then the figures as one line of JSON.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} on {} clips, {} epoch(s) each way: live {:.2} s/epoch, from the cache {:.3} s/epoch ({:.1}x); extraction {:.2} s once, {:.1} MiB ({:?})",
+            self.method,
+            self.clips,
+            self.epochs,
+            self.live_epoch_s,
+            self.cached_epoch_s,
+            self.live_epoch_s / self.cached_epoch_s.max(1e-9),
+            self.extract_s,
+            self.cache_bytes as f64 / (1 << 20) as f64,
+            self.dtype
+        )?;
+        writeln!(f, "{}", serde_json::to_string(self).expect("json"))
+    }
+}
+
 /// Runs the benchmark for `cfg` (read from `config_path`): `epochs` epochs live, the
 /// extraction, `epochs` epochs from the cache; work files go to a temporary folder.
 pub fn bench_cache(
@@ -159,4 +179,35 @@ fn run(
         cache_bytes,
         dtype,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_figures_print_as_a_line_then_json() {
+        let b = CacheBench {
+            method: "evl".into(),
+            clips: 12,
+            epochs: 2,
+            live_epoch_s: 3.0,
+            extract_s: 4.0,
+            cached_epoch_s: 0.5,
+            cache_bytes: 3 << 20,
+            dtype: CacheDtype::F16,
+        };
+        let text = b.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "evl on 12 clips, 2 epoch(s) each way: live 3.00 s/epoch, from the cache 0.500 s/epoch (6.0x); extraction 4.00 s once, 3.0 MiB (F16)"
+        );
+        let json: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(
+            (json["clips"].as_u64(), json["dtype"].as_str()),
+            (Some(12), Some("f16"))
+        );
+        assert_eq!(lines.len(), 2);
+    }
 }

@@ -84,6 +84,70 @@ pub struct GemmFigures {
     pub pytorch: Option<f64>,
 }
 
+impl BackboneBench {
+    /// `bench backbone`'s settings: one untimed iteration before each round, and the PyTorch
+    /// side when `python` imports torch and transformers (else a note on standard error says
+    /// that only vidapter is timed).
+    pub fn with_python(
+        frames: usize,
+        size: usize,
+        iters: usize,
+        rounds: usize,
+        python: String,
+    ) -> Self {
+        let python = if python_has_torch(&python) {
+            Some(python)
+        } else {
+            eprintln!(
+                "note: `{python}` cannot import torch and transformers; timing vidapter only"
+            );
+            None
+        };
+        BackboneBench {
+            frames,
+            size,
+            iters,
+            warmup: 1,
+            rounds,
+            python,
+        }
+    }
+}
+
+impl BackboneReport {
+    /// The figures as printed: the model and clip, each side's time per clip and frames per
+    /// second (vidapter's on `device`), the ratio, and the GEMM alone.
+    pub fn render(&self, device: &str) -> String {
+        let mut out = format!(
+            "{}: {} frames at {} px\n",
+            self.model, self.frames, self.size
+        );
+        out.push_str(&format!(
+            "vidapter ({device}): {:8.1} ms/clip  {:7.1} frames/s\n",
+            self.vidapter.median_ms, self.vidapter.frames_per_s
+        ));
+        if let (Some(p), Some(ratio)) = (&self.pytorch, self.ratio) {
+            out.push_str(&format!(
+                "PyTorch ({}): {:8.1} ms/clip  {:7.1} frames/s\n",
+                self.pytorch_info.as_deref().unwrap_or("?"),
+                p.median_ms,
+                p.frames_per_s
+            ));
+            out.push_str(&format!("ratio vidapter/PyTorch time: {ratio:.2}\n"));
+        }
+        let g = &self.gemm_gflops;
+        out.push_str(&format!(
+            "GEMM {:?} alone: vidapter {:.1} GFLOP/s",
+            g.shape, g.vidapter
+        ));
+        if let Some(p) = g.pytorch {
+            out.push_str(&format!(", PyTorch {p:.1} GFLOP/s"));
+        }
+        out.push('\n');
+        out
+    }
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -235,6 +299,51 @@ pub struct DataBench {
     pub python: Option<String>,
 }
 
+impl DataBench {
+    /// `bench data`'s settings: T=8 frames at 224 px, with 1 and 2 workers, and the Python
+    /// side when `python` imports torch (else a note on standard error says that only vidapter
+    /// is timed).
+    pub fn with_python(videos: usize, seconds: usize, repeats: usize, python: String) -> Self {
+        let has_torch = python_has_torch(&python);
+        if !has_torch {
+            eprintln!("note: `{python}` cannot import torch; timing vidapter only");
+        }
+        DataBench {
+            videos,
+            seconds,
+            repeats,
+            frames: 8,
+            size: 224,
+            workers: vec![1, 2],
+            python: has_torch.then_some(python),
+        }
+    }
+
+    /// The figures of `rows` as printed: what was timed, then clips/s per worker count and
+    /// side (`-` for a side that did not run).
+    pub fn render(&self, rows: &[DataRow]) -> String {
+        let mut out = format!(
+            "decode + sample + transform, T={}, {} px, {} H.264 videos 320x240 x {} s, {} passes\n",
+            self.frames, self.size, self.videos, self.seconds, self.repeats
+        );
+        out.push_str(&format!(
+            "{:>8} {:>16} {:>16} {:>16}\n",
+            "workers", "vidapter clip/s", "PyAV clip/s", "decord clip/s"
+        ));
+        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+        for r in rows {
+            out.push_str(&format!(
+                "{:>8} {:>16.1} {:>16} {:>16}\n",
+                r.workers,
+                r.vidapter,
+                fmt(r.pyav),
+                fmt(r.decord)
+            ));
+        }
+        out
+    }
+}
+
 /// One row: a worker count and each side's clips per second.
 #[derive(Debug, Clone, Serialize)]
 pub struct DataRow {
@@ -369,4 +478,78 @@ pub fn bench_data(opts: &DataBench) -> Result<Vec<DataRow>> {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&script);
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(median_ms: f64) -> Side {
+        Side {
+            median_ms,
+            frames_per_s: 8000.0 / median_ms,
+            samples_ms: vec![median_ms],
+        }
+    }
+
+    #[test]
+    fn the_backbone_figures_show_pytorch_only_when_it_ran() {
+        let mut report = BackboneReport {
+            model: "ViT-B/16".into(),
+            frames: 8,
+            size: 224,
+            vidapter: side(200.0),
+            pytorch: None,
+            pytorch_info: None,
+            ratio: None,
+            gemm_gflops: GemmFigures {
+                shape: [1576, 768, 3072],
+                vidapter: 150.0,
+                pytorch: None,
+            },
+        };
+        assert_eq!(
+            report.render("cpu"),
+            "ViT-B/16: 8 frames at 224 px\n\
+             vidapter (cpu):    200.0 ms/clip     40.0 frames/s\n\
+             GEMM [1576, 768, 3072] alone: vidapter 150.0 GFLOP/s\n"
+        );
+        report.pytorch = Some(side(100.0));
+        report.pytorch_info = Some("torch 2.4 (4 threads)".into());
+        report.ratio = Some(2.0);
+        report.gemm_gflops.pytorch = Some(300.0);
+        let text = report.render("cpu");
+        assert!(
+            text.contains(
+                "\nPyTorch (torch 2.4 (4 threads)):    100.0 ms/clip     80.0 frames/s\n\
+                 ratio vidapter/PyTorch time: 2.00\n"
+            ) && text.ends_with(", PyTorch 300.0 GFLOP/s\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_data_table_marks_sides_that_did_not_run() {
+        let bench = DataBench {
+            videos: 8,
+            seconds: 4,
+            repeats: 3,
+            frames: 8,
+            size: 224,
+            workers: vec![1],
+            python: None,
+        };
+        let rows = [DataRow {
+            workers: 1,
+            vidapter: 12.34,
+            pyav: Some(10.0),
+            decord: None,
+        }];
+        assert_eq!(
+            bench.render(&rows),
+            "decode + sample + transform, T=8, 224 px, 8 H.264 videos 320x240 x 4 s, 3 passes\n \
+             workers  vidapter clip/s      PyAV clip/s    decord clip/s\n       \
+             1             12.3             10.0                -\n"
+        );
+    }
 }

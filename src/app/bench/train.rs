@@ -280,6 +280,43 @@ pub struct TrainBench {
     pub torch: Option<std::result::Result<TorchSide, String>>,
 }
 
+impl TrainBench {
+    /// The benchmark a command line asks for: `threads` defaults to [`default_threads`] and
+    /// must be at least 1; with `torch` (PyTorch asked for, through `python`) `torch_device`
+    /// must suit `device` ([`check_torch_device`]), and when no PyTorch side can run
+    /// ([`find_torch`]) a note on standard error says that only vidapter is timed.
+    ///
+    /// # Errors
+    /// `threads` of 0; a torch device unlike `device`.
+    pub fn new(
+        methods: Vec<String>,
+        step: StepBench,
+        device: &str,
+        torch_device: String,
+        threads: Option<usize>,
+        torch: Option<String>,
+    ) -> Result<Self> {
+        if threads == Some(0) {
+            return Err(Error::Input("--threads must be at least 1".into()));
+        }
+        if torch.is_some() {
+            check_torch_device(device, &torch_device)?;
+        }
+        let torch = torch.map(|python| find_torch(&python));
+        if let Some(Err(why)) = &torch {
+            eprintln!("note: {why}; timing vidapter only");
+        }
+        Ok(TrainBench {
+            methods,
+            step,
+            device: device.to_string(),
+            torch_device,
+            threads: threads.unwrap_or_else(default_threads),
+            torch,
+        })
+    }
+}
+
 /// Which side a child process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BenchSide {
@@ -539,6 +576,32 @@ pub fn bench_train(
         torch_version,
         rows,
     })
+}
+
+/// [`bench_train`] with a spinner on standard error (when `progress`) naming the method and
+/// side that runs.
+pub fn bench_train_with_progress(
+    exe: &Path,
+    bench: &TrainBench,
+    progress: bool,
+) -> Result<TrainReport> {
+    let sides = if matches!(bench.torch, Some(Ok(_))) {
+        2
+    } else {
+        1
+    };
+    let bar = crate::util::progress_bar(
+        (bench.methods.len() * sides) as u64,
+        "{spinner} [{pos}/{len}] {msg} ({elapsed})",
+        progress,
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = bench_train(exe, bench, |done, m, side| {
+        bar.set_position(done as u64);
+        bar.set_message(format!("{m}: {side}"));
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
 }
 
 fn ratios(ours: &StepFigures, theirs: &StepFigures) -> Ratios {
