@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -14,8 +15,14 @@ use vidapter::backbone::{Backbone, Layout};
 use vidapter::data::config::{DatasetConfig, Split};
 use vidapter::device;
 use vidapter::eval::compare;
-use vidapter::methods::{MethodConfig, VideoClassifier};
+use vidapter::methods::{self, MethodConfig, VideoClassifier};
 use vidapter::train::config::RunConfig;
+
+/// Every method's name, comma-separated in the registry's order: `bench train`'s default.
+static ALL_METHODS: LazyLock<String> = LazyLock::new(|| {
+    let names: Vec<&str> = methods::METHODS.iter().map(|m| m.name).collect();
+    names.join(",")
+});
 
 /// Parameter-efficient image-to-video transfer learning: frozen image models (CLIP, DINOv2,
 /// ViT) adapted to video.
@@ -57,9 +64,10 @@ enum Command {
         /// Model folder, .safetensors file, or hub id (e.g. openai/clip-vit-base-patch16).
         #[arg(long)]
         backbone: String,
-        /// A method name (linear_probe, full_finetune, fe_adapter, st_adapter, m_adapter, evl) with its
-        /// defaults, or a run config whose [method] table is used.
-        #[arg(long)]
+        #[arg(long, help = format!(
+            "A method name ({}) with its defaults, or a run config whose [method] table is used",
+            methods::names_of(None, ", ")
+        ))]
         method: Option<String>,
         /// Classes of the head, for --method (default 400: Kinetics-400).
         #[arg(long, default_value_t = 400)]
@@ -291,7 +299,7 @@ enum BenchWhat {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "linear_probe,m_adapter,evl,st_adapter,fe_adapter,full_finetune"
+            default_value = ALL_METHODS.as_str()
         )]
         methods: Vec<String>,
         /// Backbone (default: ViT-B/16 shapes, random weights).
