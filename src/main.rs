@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -13,6 +14,13 @@ use vidapter::app::{args, data_check, demo, experiment, extract, info, predict, 
 use vidapter::data::config::Split;
 use vidapter::device;
 use vidapter::eval::compare::Comparison;
+use vidapter::methods;
+
+/// Every method's name, comma-separated in the registry's order: `bench train`'s default.
+static ALL_METHODS: LazyLock<String> = LazyLock::new(|| {
+    let names: Vec<&str> = methods::METHODS.iter().map(|m| m.name).collect();
+    names.join(",")
+});
 
 /// Parameter-efficient image-to-video transfer learning: frozen image models (CLIP, DINOv2,
 /// ViT) adapted to video.
@@ -54,9 +62,10 @@ enum Command {
         /// Model folder, .safetensors file, or hub id (e.g. openai/clip-vit-base-patch16).
         #[arg(long)]
         backbone: String,
-        /// A method name (linear_probe, full_finetune, fe_adapter, st_adapter, m_adapter, evl) with its
-        /// defaults, or a run config whose [method] table is used.
-        #[arg(long)]
+        #[arg(long, help = format!(
+            "A method name ({}) with its defaults, or a run config whose [method] table is used",
+            methods::names_of(None, ", ")
+        ))]
         method: Option<String>,
         /// Classes of the head, for --method (default 400: Kinetics-400).
         #[arg(long, default_value_t = 400)]
@@ -288,7 +297,7 @@ enum BenchWhat {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "linear_probe,m_adapter,evl,st_adapter,fe_adapter,full_finetune"
+            default_value = ALL_METHODS.as_str()
         )]
         methods: Vec<String>,
         /// Backbone (default: ViT-B/16 shapes, random weights).

@@ -44,7 +44,7 @@ use crate::backbone::{
 use crate::data::synth::{SynthConfig, SynthKind, SynthMedia, generate_forced};
 use crate::error::{Error, Result};
 use crate::eval;
-use crate::methods::{FullFinetuneConfig, MethodConfig, VideoClassifier};
+use crate::methods::{Family, FullFinetuneConfig, MethodConfig, MethodInfo, VideoClassifier};
 use crate::train::loss::cross_entropy;
 use crate::train::optim::{AdamW, OptimConfig};
 use crate::train::step::Stepper;
@@ -538,74 +538,87 @@ impl ImageAccuracy {
     }
 }
 
+/// Every demo method: its name, `[method]` table and learning rate.
+const RECIPES: [(&str, &str, f64); 8] = [
+    ("linear_probe", "kind = \"linear_probe\"", 1e-2),
+    (
+        "st_adapter",
+        "kind = \"st_adapter\"\nbottleneck = 32\ndropout = 0.0",
+        1e-3,
+    ),
+    (
+        "fe_adapter",
+        "kind = \"fe_adapter\"\nbottleneck = 32\ndropout = 0.0",
+        1e-3,
+    ),
+    // The same adapters with the class token passed through them too (`adapt_cls`, our
+    // option): the temporal convolution then reaches the class-token readout directly.
+    // ST-Adapter so: 93.0 / 95.3 / 92.2% UAR for training seeds 0 / 1 / 2 on the seed-0
+    // data (20 epochs, lr 1e-2), against 19.5% without it at the same settings. FE-Adapter
+    // diverged once at lr 1e-2 in 12 epochs (loss above ln 8 from epoch 3); at 5e-3: 93.0%.
+    (
+        "st_adapter_cls",
+        "kind = \"st_adapter\"\nbottleneck = 32\ndropout = 0.0\nadapt_cls = true",
+        1e-2,
+    ),
+    (
+        "fe_adapter_cls",
+        "kind = \"fe_adapter\"\nbottleneck = 32\ndropout = 0.0\nadapt_cls = true",
+        5e-3,
+    ),
+    // The class-token readout: the frozen model is an expression classifier, so its class
+    // token carries the expression; the mean over 64 patch tokens dilutes it (25% UAR with
+    // `pool = "mean"` against 96% with "cls" in a 20-epoch run, both at lr 1e-2).
+    (
+        "m_adapter",
+        "kind = \"m_adapter\"\nwidth = 32\npool = \"cls\"\ndropout = 0.0\nframes = 8",
+        1e-2,
+    ),
+    (
+        "evl",
+        "kind = \"evl\"\nheads = 4\nmlp_dropout = 0.0\ndropout = 0.0\nframes = 8",
+        3e-3,
+    ),
+    (
+        "full_finetune",
+        "kind = \"full_finetune\"\ndropout = 0.0\nbackbone_lr_scale = 0.3",
+        1e-3,
+    ),
+];
+
 /// The `[method]` table and learning rate of each demo method on `dataset`.
 fn methods(dataset: SynthKind) -> Vec<(&'static str, &'static str, f64)> {
-    let all = vec![
-        ("linear_probe", "kind = \"linear_probe\"", 1e-2),
-        (
-            "st_adapter",
-            "kind = \"st_adapter\"\nbottleneck = 32\ndropout = 0.0",
-            1e-3,
-        ),
-        (
-            "fe_adapter",
-            "kind = \"fe_adapter\"\nbottleneck = 32\ndropout = 0.0",
-            1e-3,
-        ),
-        // The same adapters with the class token passed through them too (`adapt_cls`, our
-        // option): the temporal convolution then reaches the class-token readout directly.
-        // ST-Adapter so: 93.0 / 95.3 / 92.2% UAR for training seeds 0 / 1 / 2 on the seed-0
-        // data (20 epochs, lr 1e-2), against 19.5% without it at the same settings. FE-Adapter
-        // diverged once at lr 1e-2 in 12 epochs (loss above ln 8 from epoch 3); at 5e-3: 93.0%.
-        (
-            "st_adapter_cls",
-            "kind = \"st_adapter\"\nbottleneck = 32\ndropout = 0.0\nadapt_cls = true",
-            1e-2,
-        ),
-        (
-            "fe_adapter_cls",
-            "kind = \"fe_adapter\"\nbottleneck = 32\ndropout = 0.0\nadapt_cls = true",
-            5e-3,
-        ),
-        // The class-token readout: the frozen model is an expression classifier, so its class
-        // token carries the expression; the mean over 64 patch tokens dilutes it (25% UAR with
-        // `pool = "mean"` against 96% with "cls" in a 20-epoch run, both at lr 1e-2).
-        (
-            "m_adapter",
-            "kind = \"m_adapter\"\nwidth = 32\npool = \"cls\"\ndropout = 0.0\nframes = 8",
-            1e-2,
-        ),
-        (
-            "evl",
-            "kind = \"evl\"\nheads = 4\nmlp_dropout = 0.0\ndropout = 0.0\nframes = 8",
-            3e-3,
-        ),
-        (
-            "full_finetune",
-            "kind = \"full_finetune\"\ndropout = 0.0\nbackbone_lr_scale = 0.3",
-            1e-3,
-        ),
-    ];
     match dataset {
-        SynthKind::Expressions => all,
+        SynthKind::Expressions => RECIPES.to_vec(),
         // Issue 5's comparison: the temporal side branches against frame averaging. The
         // in-backbone methods would each cost more than the three of these together.
-        SynthKind::Motion => all
+        SynthKind::Motion => RECIPES
             .into_iter()
             .filter(|(name, _, _)| is_side_branch(name))
             .collect(),
     }
 }
 
+/// The registry entry of the demo method `name`: its table's `kind`.
+fn method_info(name: &str) -> &'static MethodInfo {
+    let (_, table, _) = RECIPES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .unwrap_or_else(|| panic!("`{name}` is not a demo method"));
+    toml::from_str::<MethodConfig>(table)
+        .unwrap_or_else(|e| panic!("demo method `{name}`: {e}"))
+        .info()
+}
+
 /// Whether a demo method runs the backbone without autodiff (a side branch over its outputs).
 fn is_side_branch(method: &str) -> bool {
-    matches!(method, "linear_probe" | "m_adapter" | "evl")
+    method_info(method).family == Family::SideBranch
 }
 
 /// Whether a demo method has a temporal module (everything but frame averaging: the linear
 /// probe and full fine-tuning).
 fn is_temporal(method: &str) -> bool {
-    !matches!(method, "linear_probe" | "full_finetune")
+    method_info(method).temporal
 }
 
 /// What the videos of `dataset` show, for the report and the configs.
@@ -859,12 +872,7 @@ pub fn run(opts: &DemoOptions, device: &Device) -> Result<DemoReport> {
         let test = &r["test"];
         let row = DemoRow {
             method: name.to_string(),
-            family: if is_side_branch(name) {
-                "side branch"
-            } else {
-                "in-backbone"
-            }
-            .into(),
+            family: method_info(name).family.label().into(),
             trainable: r["train"]["params"][0].as_u64().unwrap_or(0) as usize,
             total: r["train"]["params"][1].as_u64().unwrap_or(0) as usize,
             uar: test["uar"].as_f64().unwrap_or(f64::NAN),
@@ -1040,7 +1048,10 @@ fn findings(dataset: SynthKind, rows: &[DemoRow], test_per_class: usize) -> Vec<
             .map(|r| (r.peak_bytes, r.method.clone()))
             .max()
     };
-    if let (Some((side, side_m)), Some((inb, inb_m))) = (peak("side branch"), peak("in-backbone")) {
+    if let (Some((side, side_m)), Some((inb, inb_m))) = (
+        peak(Family::SideBranch.label()),
+        peak(Family::InBackbone.label()),
+    ) {
         out.push(format!(
             "Memory: the largest side-branch peak ({side_m}, {:.0} MiB; backbone run without autodiff) is {:.2}x the largest in-backbone peak ({inb_m}, {:.0} MiB). At this toy size the process's fixed cost (binary, decoder, allocator) dominates; `vidapter bench train` measures ViT-B/16.",
             mib(side),

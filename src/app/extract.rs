@@ -12,7 +12,7 @@ use crate::backbone::Backbone;
 use crate::data::Entry;
 use crate::data::config::Split;
 use crate::error::{Error, Result};
-use crate::methods::VideoClassifier;
+use crate::methods::{self, Family, VideoClassifier};
 use crate::train::cache::{
     CacheDtype, CacheKey, CacheViews, ExtractOptions, ExtractReport, extract,
 };
@@ -86,8 +86,9 @@ pub fn extract_run(
             config_path,
             "method.kind",
             format!(
-                "`{}` trains inside the backbone; a feature cache only serves linear_probe, m_adapter and evl",
-                cfg.method.name()
+                "`{}` trains inside the backbone; a feature cache only serves {}",
+                cfg.method.name(),
+                methods::names_of(Some(Family::SideBranch), " and ")
             ),
         ));
     }

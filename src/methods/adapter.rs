@@ -37,6 +37,8 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use super::{MAX_WIDTH, at_most};
+
 /// The adapter's nonlinearity after the convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +84,47 @@ pub(crate) fn torch_linear(d_in: usize, d_out: usize, rng: &mut StdRng, device: 
 }
 
 impl ConvAdapterConfig {
+    /// Checks the sizes a config may ask for: what [`ConvAdapterConfig::init`] requires; the
+    /// error names the field.
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
+        if self.bottleneck == 0 {
+            return Err(("bottleneck".into(), "must be at least 1".into()));
+        }
+        if self.kernel.iter().any(|k| k % 2 == 0) {
+            return Err((
+                "kernel".into(),
+                format!(
+                    "{:?}: every side must be odd (padding keeps T, h, w)",
+                    self.kernel
+                ),
+            ));
+        }
+        if self.dilations.is_empty() || self.dilations.contains(&0) {
+            return Err((
+                "dilations".into(),
+                format!(
+                    "{:?}: give one or more dilations, each at least 1",
+                    self.dilations
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Upper bounds: bottleneck at most [`MAX_WIDTH`], kernel sides at most 15, at most 8
+    /// dilations of at most 64.
+    pub(crate) fn check_sizes(&self) -> Result<(), (String, String)> {
+        at_most("bottleneck", self.bottleneck, MAX_WIDTH)?;
+        for k in self.kernel {
+            at_most("kernel", k, 15)?;
+        }
+        at_most("dilations", self.dilations.len(), 8)?;
+        for &d in &self.dilations {
+            at_most("dilations", d, 64)?;
+        }
+        Ok(())
+    }
+
     /// Builds the adapter with its zero-output init.
     ///
     /// # Panics

@@ -28,7 +28,7 @@ use rand_distr::{Bernoulli, Distribution, Normal};
 use super::adapter::ConvAdapter;
 use super::evl::Evl;
 use super::m_adapter::MAdapter;
-use super::{Family, MethodConfig, Placement};
+use super::{Family, METHODS, MethodConfig, Placement};
 use crate::backbone::{Pooler, VisionTransformer};
 use crate::error::{Error, Result};
 use crate::util::same_context;
@@ -48,13 +48,22 @@ pub struct VideoClassifier {
     backbone: VisionTransformer,
     attn_adapters: Vec<ConvAdapter>,
     mlp_adapters: Vec<ConvAdapter>,
-    /// The M-adapter branch (method `m_adapter` only).
+    /// The M-adapter branch (method `m_adapter` only). Side branches with modules of their
+    /// own each have a field named after the method: it starts their checkpoint paths.
     m_adapter: Option<MAdapter>,
     /// The EVL decoder (method `evl` only).
     evl: Option<Evl>,
     head: Linear,
     #[module(skip)]
     plan: Plan,
+}
+
+/// Whether a top-level field of [`VideoClassifier`] is a side branch: its name is the
+/// branch's method's (`m_adapter`, `evl`), as checkpoint paths have it.
+fn is_branch(field: &str) -> bool {
+    METHODS
+        .iter()
+        .any(|m| m.family == Family::SideBranch && m.name == field)
 }
 
 /// Parameters of one top-level part of the model.
@@ -82,15 +91,7 @@ impl VideoClassifier {
         let mut rng = StdRng::seed_from_u64(seed);
         let cfg = backbone.config().clone();
         let blocks = cfg.num_layers;
-        let (adapter, placement, set) = match method {
-            MethodConfig::FeAdapter(c) => {
-                (Some(c.adapter(cfg.hidden_size)), c.placement, &c.blocks)
-            }
-            MethodConfig::StAdapter(c) => {
-                (Some(c.adapter(cfg.hidden_size)), c.placement, &c.blocks)
-            }
-            _ => (None, Placement::BeforeAttn, &super::BlockSet::default()),
-        };
+        let adapters = method.method().adapters(cfg.hidden_size);
         let mut plan = Plan {
             before_attn: vec![None; blocks],
             before_mlp: vec![None; blocks],
@@ -98,7 +99,7 @@ impl VideoClassifier {
             dropout: method.dropout(),
         };
         let (mut attn_adapters, mut mlp_adapters) = (Vec::new(), Vec::new());
-        if let Some(adapter) = adapter {
+        if let Some((adapter, placement, set)) = adapters {
             let chosen = set
                 .resolve(blocks)
                 .unwrap_or_else(|e| panic!("method config not validated: blocks {e}"));
@@ -113,10 +114,10 @@ impl VideoClassifier {
                 }
             }
         }
-        let backbone = match method {
+        let backbone = match method.method().backbone_lr_scale() {
             // Every weight a clip feature reads; ViT's tanh pooler is never read.
-            MethodConfig::FullFinetune(_) => backbone.set_require_grad(true).with_pooler_frozen(),
-            _ => backbone.no_grad(),
+            Some(_) => backbone.set_require_grad(true).with_pooler_frozen(),
+            None => backbone.no_grad(),
         };
         // Side branches draw their init before the head; other methods draw nothing here.
         let (m_adapter, evl) = match method {
@@ -495,12 +496,10 @@ impl VideoClassifier {
                 let module = match self.path.as_slice() {
                     [m, i, ..] if m.ends_with("adapters") => format!("{m}.{i}"),
                     // Side branches: `m_adapter.levels.3`, `evl.levels.0`, `evl.query`.
-                    [m, v, i, ..]
-                        if (m == "m_adapter" || m == "evl") && i.parse::<usize>().is_ok() =>
-                    {
+                    [m, v, i, ..] if is_branch(m) && i.parse::<usize>().is_ok() => {
                         format!("{m}.{v}.{i}")
                     }
-                    [m, v, ..] if m == "m_adapter" || m == "evl" => format!("{m}.{v}"),
+                    [m, v, ..] if is_branch(m) => format!("{m}.{v}"),
                     [m, ..] => m.clone(),
                     [] => String::new(),
                 };

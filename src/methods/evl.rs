@@ -55,6 +55,7 @@ use super::side::{
     TemporalConv, TemporalPosEmbed, default_heads, dropout, multi_head, quick_gelu, sub_seed,
     xavier_linear,
 };
+use super::{MAX_WIDTH, Method, at_most};
 use cross_attention::TemporalCrossAttention;
 
 mod cross_attention;
@@ -72,64 +73,49 @@ pub enum ConvInit {
 
 /// EVL settings (`kind = "evl"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvlConfig {
     /// Decoder layers, one per level: the outputs of the last `levels` blocks (default 4).
-    #[serde(default = "default_levels")]
     pub levels: usize,
     /// Width `D` of the decoder's q/k/v projections (default: the backbone width, 768 for
     /// ViT-B as the paper's "dec4x768").
-    #[serde(default)]
     pub qkv_dim: Option<usize>,
     /// Decoder attention heads (default: one per 64 channels of `qkv_dim`, 12 for ViT-B).
-    #[serde(default)]
     pub heads: Option<usize>,
     /// Decoder MLP width as a multiple of the backbone width (default 4).
-    #[serde(default = "default_mlp_factor")]
     pub mlp_factor: f64,
     /// Dropout inside the decoder MLPs (default 0.5).
-    #[serde(default = "default_half")]
     pub mlp_dropout: f64,
     /// Depthwise temporal convolution on every level (default on).
-    #[serde(default = "default_true")]
     pub temporal_conv: bool,
     /// Initial values of the temporal convolutions (default `torch`, as EVL's code).
-    #[serde(default)]
     pub conv_init: ConvInit,
     /// Learned temporal position embedding on every level (default on).
-    #[serde(default = "default_true")]
     pub temporal_pos_embed: bool,
     /// Temporal cross-attention on every level (default on, as EVL's code).
-    #[serde(default = "default_true")]
     pub temporal_cross_attention: bool,
     /// Frames the position embeddings are made for (default 8; other clip lengths get them
     /// resampled).
-    #[serde(default = "default_frames")]
     pub frames: usize,
     /// Dropout before the head (default 0.5).
-    #[serde(default = "default_half")]
     pub dropout: f64,
-}
-
-fn default_levels() -> usize {
-    4
-}
-fn default_mlp_factor() -> f64 {
-    4.0
-}
-fn default_half() -> f64 {
-    0.5
-}
-fn default_true() -> bool {
-    true
-}
-fn default_frames() -> usize {
-    8
 }
 
 impl Default for EvlConfig {
     fn default() -> Self {
-        toml::from_str("").expect("every field has a default")
+        EvlConfig {
+            levels: 4,
+            qkv_dim: None,
+            heads: None,
+            mlp_factor: 4.0,
+            mlp_dropout: 0.5,
+            temporal_conv: true,
+            conv_init: ConvInit::default(),
+            temporal_pos_embed: true,
+            temporal_cross_attention: true,
+            frames: 8,
+            dropout: 0.5,
+        }
     }
 }
 
@@ -251,6 +237,38 @@ impl EvlConfig {
             cross_attention: self.temporal_cross_attention,
             mlp_dropout: self.mlp_dropout,
         }
+    }
+}
+
+impl Method for EvlConfig {
+    fn dropout(&self) -> f64 {
+        self.dropout
+    }
+
+    fn check(&self, blocks: usize) -> Result<(), (String, String)> {
+        self.validate(blocks, None)
+    }
+
+    fn check_sizes(&self) -> Result<(), (String, String)> {
+        at_most("levels", self.levels, 4096)?;
+        at_most("frames", self.frames, 1024)?;
+        if let Some(q) = self.qkv_dim {
+            at_most("qkv_dim", q, MAX_WIDTH)?;
+        }
+        if let Some(h) = self.heads {
+            at_most("heads", h, self.qkv_dim.unwrap_or(MAX_WIDTH))?;
+        }
+        if self.mlp_factor > 16.0 {
+            return Err((
+                "mlp_factor".into(),
+                format!("{} is more than the maximum, 16", self.mlp_factor),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_width(&self, blocks: usize, dim: usize) -> Result<(), (String, String)> {
+        self.validate(blocks, Some(dim))
     }
 }
 

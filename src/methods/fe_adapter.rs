@@ -26,70 +26,45 @@
 use serde::{Deserialize, Serialize};
 
 use super::adapter::{AdapterAct, ConvAdapterConfig};
-use super::{BlockSet, Placement};
+use super::{BlockSet, Method, Placement};
 
 /// FE-Adapter settings (the `[method]` table with `kind = "fe_adapter"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct FeAdapterConfig {
     /// Bottleneck width `r` (default 384, methods.md).
-    #[serde(default = "default_bottleneck")]
     pub bottleneck: usize,
     /// Depthwise kernel `[kt, kh, kw]`, odd (default `[3, 3, 3]`).
-    #[serde(default = "default_kernel")]
     pub kernel: [usize; 3],
     /// Temporal dilations, one branch each (default `[1, 2, 3]`).
-    #[serde(default = "default_dilations")]
     pub dilations: Vec<usize>,
     /// Per-clip softmax gate over the branches (default on).
-    #[serde(default = "default_true")]
     pub gate: bool,
     /// Activation after the convolution (default identity).
-    #[serde(default)]
     pub act: AdapterAct,
     /// Where in a block the adapter sits (default before attention).
-    #[serde(default)]
     pub placement: Placement,
     /// Which blocks get adapters (default all).
-    #[serde(default)]
     pub blocks: BlockSet,
     /// Also pass the class token through the adapter (default false, as the papers; see
     /// `adapter.rs`: on the offline demo it is what lets the adapter learn the temporal task).
-    #[serde(default)]
     pub adapt_cls: bool,
     /// Dropout before the head (default 0.5).
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
-}
-
-fn default_bottleneck() -> usize {
-    384
-}
-fn default_kernel() -> [usize; 3] {
-    [3, 3, 3]
-}
-fn default_dilations() -> Vec<usize> {
-    vec![1, 2, 3]
-}
-fn default_true() -> bool {
-    true
-}
-fn default_dropout() -> f64 {
-    0.5
 }
 
 impl Default for FeAdapterConfig {
     fn default() -> Self {
         FeAdapterConfig {
-            bottleneck: default_bottleneck(),
-            kernel: default_kernel(),
-            dilations: default_dilations(),
+            bottleneck: 384,
+            kernel: [3, 3, 3],
+            dilations: vec![1, 2, 3],
             gate: true,
             act: AdapterAct::Identity,
             placement: Placement::default(),
             blocks: BlockSet::default(),
             adapt_cls: false,
-            dropout: default_dropout(),
+            dropout: 0.5,
         }
     }
 }
@@ -106,5 +81,15 @@ impl FeAdapterConfig {
             act: self.act,
             adapt_cls: self.adapt_cls,
         }
+    }
+}
+
+impl Method for FeAdapterConfig {
+    fn dropout(&self) -> f64 {
+        self.dropout
+    }
+
+    fn adapters(&self, dim: usize) -> Option<(ConvAdapterConfig, Placement, &BlockSet)> {
+        Some((self.adapter(dim), self.placement, &self.blocks))
     }
 }

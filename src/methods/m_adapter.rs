@@ -55,9 +55,9 @@ use burn::tensor::{Device, Tensor, activation};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::BlockSet;
 use super::adapter::{AdapterAct, torch_linear};
 use super::side::{TemporalConv, TemporalPosEmbed, default_heads, multi_head, zero_linear};
+use super::{BlockSet, MAX_WIDTH, Method, at_most};
 
 /// How a level's projected tokens join the branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -96,61 +96,49 @@ pub enum TokenPool {
 
 /// M-adapter settings (`kind = "m_adapter"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MAdapterConfig {
     /// Blocks whose outputs are read, 0-based (block `i`'s output is level `i + 1`); default
     /// all.
-    #[serde(default)]
     pub blocks: BlockSet,
     /// Branch width `d` (default 384, half of ViT-B's 768).
-    #[serde(default = "default_width")]
     pub width: usize,
     /// Fusion of each later level into the branch (default gated).
-    #[serde(default)]
     pub fusion: Fusion,
     /// Temporal module (default conv).
-    #[serde(default)]
     pub temporal: TemporalOp,
     /// Nonlinearity on the temporal module's output before the residual sum (default
     /// identity; `gelu` lets the mean readout see order away from the clip's ends, see the
     /// module docs).
-    #[serde(default)]
     pub temporal_act: AdapterAct,
     /// Heads of the temporal attention (default: one per 64 channels of `width`, or 1).
-    #[serde(default)]
     pub heads: Option<usize>,
     /// Frames the temporal attention's position embedding is made for (default 8; other clip
     /// lengths get it resampled). Unused by the conv.
-    #[serde(default = "default_frames")]
     pub frames: usize,
     /// Clip feature: mean over frames and tokens (default) or the class token.
-    #[serde(default)]
     pub pool: TokenPool,
     /// Average-pool the patch grid by this factor before projecting (default 1: off; 2 keeps
     /// a quarter of the patch tokens).
-    #[serde(default = "default_one")]
     pub grid_pool: usize,
     /// Dropout before the head (default 0.5).
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
-}
-
-fn default_width() -> usize {
-    384
-}
-fn default_frames() -> usize {
-    8
-}
-fn default_one() -> usize {
-    1
-}
-fn default_dropout() -> f64 {
-    0.5
 }
 
 impl Default for MAdapterConfig {
     fn default() -> Self {
-        toml::from_str("").expect("every field has a default")
+        MAdapterConfig {
+            blocks: BlockSet::default(),
+            width: 384,
+            fusion: Fusion::default(),
+            temporal: TemporalOp::default(),
+            temporal_act: AdapterAct::default(),
+            heads: None,
+            frames: 8,
+            pool: TokenPool::default(),
+            grid_pool: 1,
+            dropout: 0.5,
+        }
     }
 }
 
@@ -236,6 +224,26 @@ impl MAdapterConfig {
             pool: self.pool,
             grid_pool: self.grid_pool,
         }
+    }
+}
+
+impl Method for MAdapterConfig {
+    fn dropout(&self) -> f64 {
+        self.dropout
+    }
+
+    fn check(&self, blocks: usize) -> Result<(), (String, String)> {
+        self.validate(blocks)
+    }
+
+    fn check_sizes(&self) -> Result<(), (String, String)> {
+        at_most("width", self.width, MAX_WIDTH)?;
+        at_most("frames", self.frames, 1024)?;
+        at_most("grid_pool", self.grid_pool, 64)?;
+        if let Some(h) = self.heads {
+            at_most("heads", h, self.width.max(1))?;
+        }
+        Ok(())
     }
 }
 

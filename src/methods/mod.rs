@@ -3,22 +3,49 @@
 //! Two families (methods.md): *in-backbone* methods put trainable parts inside every block and
 //! back-propagate through the frozen backbone (FE-Adapter, ST-Adapter, full fine-tuning);
 //! *side-branch* methods read the backbone without autodiff (the linear probe, M-adapter,
-//! EVL). One file per method opens with its paper and our reading of it; the
-//! shared convolutional adapter is `adapter.rs`; [`VideoClassifier`] (classifier.rs) puts a
-//! backbone, a method and a head together.
+//! EVL). One file per method opens with its paper and our reading of it and implements
+//! [`Method`] for its config; the shared convolutional adapter is `adapter.rs`;
+//! [`VideoClassifier`] (classifier.rs) puts a backbone, a method and a head together.
 //!
-//! A method is chosen by the `[method]` table of a run config, `kind` naming it:
+//! The registry below (`registry!`) is the one list of methods: it makes
+//! [`MethodConfig`] (the `[method]` table, `kind` naming the method) and [`METHODS`] (name,
+//! family, summary of each), from which the help texts, the feature cache's messages and the
+//! demo take theirs.
 //! ```toml
 //! [method]
-//! kind = "fe_adapter"        # linear_probe | full_finetune | fe_adapter | st_adapter | m_adapter | evl
+//! kind = "fe_adapter"        # linear_probe | m_adapter | evl | st_adapter | fe_adapter | full_finetune
 //! bottleneck = 384
 //! dilations = [1, 2, 3]
 //! ```
+//!
+//! # Adding a method
+//! 1. Its file, `src/methods/<name>.rs`: the paper and our reading of it in the `//!` docs (as
+//!    `st_adapter.rs`); the config struct, `#[serde(default, deny_unknown_fields)]` with one
+//!    `impl Default` giving every default; `impl Method` for it (dropout, the field checks,
+//!    [`Method::adapters`] for an in-backbone adapter); its modules. A method that reads the
+//!    pooled frame features (as the linear probe) or only places a [`adapter`] needs nothing
+//!    else. A side branch with modules of its own also gets a field in [`VideoClassifier`],
+//!    named after the method (checkpoint paths start with it), and its arms in
+//!    `classifier.rs` (`new`, `levels_needed`, `branch_features`).
+//! 2. Registration, here: `pub mod <name>;`, `pub use` of its config, and one entry of
+//!    `registry!` (variant, config, name, family, whether it models time, a one-line summary).
+//!    The name is the `kind` of run configs and checkpoints; the order is `vidapter bench
+//!    train`'s default order. Help texts, `info --method`, `train`, the feature cache and the
+//!    demo's families follow from it.
+//! 3. Its reference: the PyTorch re-implementation in `reference/vidapter_ref/` (`<name>.py`,
+//!    and its `kind` in `classifier.py`'s `parse_method`).
+//! 4. Its fixtures: cases in `scripts/make_method_fixtures.py` (`CASES`, every field written
+//!    out), written to `tests/fixtures/methods/<backbone>-<case>.safetensors`, and one parity
+//!    test per case in `tests/it/method_parity.rs` (`check("<backbone>-<case>")`).
+//! 5. Its preset: `configs/<name>/<backbone>_<frames>x<stride>_<dataset>.toml`, opening with
+//!    the paper and recipe it reproduces (as `configs/evl/clip_vit_b16_8x16_k400.toml`).
 
 pub mod adapter;
 mod classifier;
 pub mod evl;
 pub mod fe_adapter;
+pub mod full_finetune;
+pub mod linear_probe;
 pub mod m_adapter;
 mod side;
 pub mod st_adapter;
@@ -26,41 +53,149 @@ pub mod st_adapter;
 pub use classifier::{ParamRow, VideoClassifier};
 pub use evl::EvlConfig;
 pub use fe_adapter::FeAdapterConfig;
+pub use full_finetune::FullFinetuneConfig;
+pub use linear_probe::LinearProbeConfig;
 pub use m_adapter::MAdapterConfig;
 pub use st_adapter::StAdapterConfig;
 
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::VitConfig;
+use adapter::ConvAdapterConfig;
 
-/// The linear probe: frozen backbone, the pooled per-frame features averaged over time, a
-/// linear head. The backbone runs without autodiff.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinearProbeConfig {
-    /// Dropout before the head (default 0).
-    #[serde(default)]
-    pub dropout: f64,
+/// The registry: makes [`MethodConfig`] with one variant per entry (serde's `kind` is the
+/// entry's name, so run configs and checkpoints read as before), [`METHODS`] in the same
+/// order, and the one dispatch from a config to its [`Method`] and [`MethodInfo`].
+macro_rules! registry {
+    ($($variant:ident($config:ty) = $name:literal, $family:ident, temporal: $temporal:literal,
+        $summary:literal;)*) => {
+        /// The `[method]` table of a run config: `kind` names the method (see [`METHODS`]),
+        /// the other keys are its config's.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum MethodConfig {
+            $(
+                #[doc = $summary]
+                #[serde(rename = $name)]
+                $variant($config),
+            )*
+        }
+
+        /// Every method, in the registry's order.
+        pub const METHODS: &[MethodInfo] = &[$(MethodInfo {
+            name: $name,
+            family: Family::$family,
+            temporal: $temporal,
+            summary: $summary,
+        }),*];
+
+        impl MethodConfig {
+            /// The method's entry of [`METHODS`].
+            pub fn info(&self) -> &'static MethodInfo {
+                let name = match self {
+                    $(MethodConfig::$variant(_) => $name,)*
+                };
+                METHODS
+                    .iter()
+                    .find(|m| m.name == name)
+                    .expect("every variant is registered")
+            }
+
+            /// The method's settings, as what every method provides.
+            pub fn method(&self) -> &dyn Method {
+                match self {
+                    $(MethodConfig::$variant(c) => c,)*
+                }
+            }
+        }
+    };
 }
 
-/// Full fine-tuning: every backbone weight trainable, the linear probe's head. The memory and
-/// parameter ceiling every adapter is compared with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FullFinetuneConfig {
-    /// Dropout before the head (default 0.5).
-    #[serde(default = "half")]
-    pub dropout: f64,
-    /// Learning-rate multiplier for backbone weights (default 0.1; the head gets 1).
-    #[serde(default = "tenth")]
-    pub backbone_lr_scale: f64,
+registry! {
+    LinearProbe(LinearProbeConfig) = "linear_probe", SideBranch, temporal: false,
+        "The linear probe: a linear head on the frozen image features averaged over time.";
+    MAdapter(MAdapterConfig) = "m_adapter", SideBranch, temporal: true,
+        "M-adapter (CVIU 2024): a side branch over multi-level outputs.";
+    Evl(EvlConfig) = "evl", SideBranch, temporal: true,
+        "EVL (ECCV 2022): a query decoder beside the frozen backbone.";
+    StAdapter(StAdapterConfig) = "st_adapter", InBackbone, temporal: true,
+        "ST-Adapter (NeurIPS 2022): temporal convolution adapters inside the blocks.";
+    FeAdapter(FeAdapterConfig) = "fe_adapter", InBackbone, temporal: true,
+        "FE-Adapter (arXiv 2408.02421): gated dilated 3D convolution adapters in the blocks.";
+    FullFinetune(FullFinetuneConfig) = "full_finetune", InBackbone, temporal: false,
+        "Full fine-tuning: every backbone weight trainable, the ceiling adapters are held to.";
 }
 
-fn half() -> f64 {
-    0.5
+/// One method of the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodInfo {
+    /// The `kind` of run configs and checkpoints, and the name in reports.
+    pub name: &'static str,
+    /// In the backbone or beside it.
+    pub family: Family,
+    /// Whether it has a temporal module (the linear probe and full fine-tuning average frame
+    /// features instead).
+    pub temporal: bool,
+    /// One line saying what it is.
+    pub summary: &'static str,
 }
-fn tenth() -> f64 {
-    0.1
+
+/// What a method's config tells the classifier and the checks; implemented in the method's
+/// file. The defaults fit a method with no field beyond dropout and no adapter.
+pub trait Method {
+    /// Dropout before the head.
+    fn dropout(&self) -> f64;
+
+    /// Checks the method's own fields against a backbone of `blocks` blocks; the error names
+    /// the field (relative to `[method]`) and what is allowed. Dropout is checked for every
+    /// method by [`MethodConfig::validate`].
+    fn check(&self, _blocks: usize) -> Result<(), (String, String)> {
+        Ok(())
+    }
+
+    /// Upper bounds of the size fields, so that no setting allocates without bound (see
+    /// [`MAX_WIDTH`]).
+    fn check_sizes(&self) -> Result<(), (String, String)> {
+        Ok(())
+    }
+
+    /// The checks that need the backbone's width `dim` too.
+    fn check_width(&self, _blocks: usize, _dim: usize) -> Result<(), (String, String)> {
+        Ok(())
+    }
+
+    /// The adapter an in-backbone method puts into a backbone of width `dim`, where in a block
+    /// and in which blocks; `None` for a method without one.
+    fn adapters(&self, _dim: usize) -> Option<(ConvAdapterConfig, Placement, &BlockSet)> {
+        None
+    }
+
+    /// The learning-rate multiplier of the backbone's weights when the method trains them
+    /// (full fine-tuning); `None` keeps the backbone frozen.
+    fn backbone_lr_scale(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// The names of the methods of `family` (every method for `None`) in the registry's order,
+/// comma-separated with `last` before the last one: with `" and "`, the side branches are
+/// `"linear_probe, m_adapter and evl"`.
+pub fn names_of(family: Option<Family>, last: &str) -> String {
+    let names: Vec<&str> = METHODS
+        .iter()
+        .filter(|m| family.is_none_or(|f| m.family == f))
+        .map(|m| m.name)
+        .collect();
+    listed(&names, last)
+}
+
+/// `names` comma-separated, with `last` before the last one.
+fn listed(names: &[&str], last: &str) -> String {
+    match names.split_last() {
+        Some((tail, [])) => tail.to_string(),
+        Some((tail, rest)) => format!("{}{last}{tail}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// Where in a block an adapter sits.
@@ -132,24 +267,6 @@ impl BlockSet {
     }
 }
 
-/// The `[method]` table of a run config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum MethodConfig {
-    /// Frozen backbone + linear head on time-averaged pooled features.
-    LinearProbe(LinearProbeConfig),
-    /// Everything trainable.
-    FullFinetune(FullFinetuneConfig),
-    /// FE-Adapter (arXiv 2408.02421).
-    FeAdapter(FeAdapterConfig),
-    /// ST-Adapter (NeurIPS 2022).
-    StAdapter(StAdapterConfig),
-    /// M-adapter (CVIU 2024): a side branch over multi-level outputs.
-    MAdapter(MAdapterConfig),
-    /// EVL (ECCV 2022): a query decoder beside the frozen backbone.
-    Evl(EvlConfig),
-}
-
 /// Largest width a method's own layers may have (bottleneck, branch width, q/k/v width).
 pub const MAX_WIDTH: usize = 16_384;
 
@@ -163,143 +280,51 @@ pub enum Family {
     SideBranch,
 }
 
+impl Family {
+    /// How reports name it: `"in-backbone"` or `"side branch"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::InBackbone => "in-backbone",
+            Family::SideBranch => "side branch",
+        }
+    }
+}
+
 impl MethodConfig {
     /// The name used in configs and reports.
     pub fn name(&self) -> &'static str {
-        match self {
-            MethodConfig::LinearProbe(_) => "linear_probe",
-            MethodConfig::FullFinetune(_) => "full_finetune",
-            MethodConfig::FeAdapter(_) => "fe_adapter",
-            MethodConfig::StAdapter(_) => "st_adapter",
-            MethodConfig::MAdapter(_) => "m_adapter",
-            MethodConfig::Evl(_) => "evl",
-        }
+        self.info().name
     }
 
     /// Which family the method belongs to.
     pub fn family(&self) -> Family {
-        match self {
-            MethodConfig::LinearProbe(_) | MethodConfig::MAdapter(_) | MethodConfig::Evl(_) => {
-                Family::SideBranch
-            }
-            _ => Family::InBackbone,
-        }
+        self.info().family
     }
 
     /// Dropout before the head.
     pub fn dropout(&self) -> f64 {
-        match self {
-            MethodConfig::LinearProbe(c) => c.dropout,
-            MethodConfig::FullFinetune(c) => c.dropout,
-            MethodConfig::FeAdapter(c) => c.dropout,
-            MethodConfig::StAdapter(c) => c.dropout,
-            MethodConfig::MAdapter(c) => c.dropout,
-            MethodConfig::Evl(c) => c.dropout,
-        }
+        self.method().dropout()
     }
 
     /// Checks every field against a backbone of `blocks` blocks; the error names the field
     /// (relative to `[method]`) and what is allowed.
     pub fn validate(&self, blocks: usize) -> Result<(), (String, String)> {
-        self.validate_sizes()?;
-        let dropout = self.dropout();
+        let method = self.method();
+        // Sizes first: nothing below allocates or loops over an unbounded setting.
+        let adapters = method.adapters(0);
+        if let Some((adapter, _, _)) = &adapters {
+            adapter.check_sizes()?;
+        }
+        method.check_sizes()?;
+        let dropout = method.dropout();
         if !(0.0..1.0).contains(&dropout) {
             return Err(("dropout".into(), format!("{dropout} is not in [0, 1)")));
         }
-        let adapter = |bottleneck: usize,
-                       kernel: [usize; 3],
-                       dilations: &[usize],
-                       set: &BlockSet|
-         -> Result<(), (String, String)> {
-            if bottleneck == 0 {
-                return Err(("bottleneck".into(), "must be at least 1".into()));
-            }
-            if kernel.iter().any(|k| k % 2 == 0) {
-                return Err((
-                    "kernel".into(),
-                    format!("{kernel:?}: every side must be odd (padding keeps T, h, w)"),
-                ));
-            }
-            if dilations.is_empty() || dilations.contains(&0) {
-                return Err((
-                    "dilations".into(),
-                    format!("{dilations:?}: give one or more dilations, each at least 1"),
-                ));
-            }
+        if let Some((adapter, _, set)) = &adapters {
+            adapter.check()?;
             set.resolve(blocks).map_err(|e| ("blocks".into(), e))?;
-            Ok(())
-        };
-        match self {
-            MethodConfig::FeAdapter(c) => adapter(c.bottleneck, c.kernel, &c.dilations, &c.blocks),
-            MethodConfig::StAdapter(c) => adapter(c.bottleneck, c.kernel, &[1], &c.blocks),
-            MethodConfig::MAdapter(c) => c.validate(blocks),
-            MethodConfig::Evl(c) => c.validate(blocks, None),
-            MethodConfig::FullFinetune(c)
-                if c.backbone_lr_scale.is_nan() || c.backbone_lr_scale < 0.0 =>
-            {
-                Err((
-                    "backbone_lr_scale".into(),
-                    format!("{} must be >= 0", c.backbone_lr_scale),
-                ))
-            }
-            _ => Ok(()),
         }
-    }
-
-    /// Upper bounds of the size fields, so that no setting allocates without bound: widths
-    /// (bottleneck, width, qkv_dim) at most [`MAX_WIDTH`], kernel sides at most 15,
-    /// dilations at most 64 (8 of them), frames at most 1,024, grid pooling at most 64, MLP
-    /// factor at most 16, heads at most the width.
-    fn validate_sizes(&self) -> Result<(), (String, String)> {
-        let over = |field: &str, v: usize, max: usize| -> Result<(), (String, String)> {
-            if v > max {
-                Err((field.into(), format!("{v} is more than the maximum, {max}")))
-            } else {
-                Ok(())
-            }
-        };
-        let adapter = |bottleneck: usize, kernel: [usize; 3], dilations: &[usize]| {
-            over("bottleneck", bottleneck, MAX_WIDTH)?;
-            for k in kernel {
-                over("kernel", k, 15)?;
-            }
-            over("dilations", dilations.len(), 8)?;
-            for &d in dilations {
-                over("dilations", d, 64)?;
-            }
-            Ok(())
-        };
-        match self {
-            MethodConfig::FeAdapter(c) => adapter(c.bottleneck, c.kernel, &c.dilations),
-            MethodConfig::StAdapter(c) => adapter(c.bottleneck, c.kernel, &[1]),
-            MethodConfig::MAdapter(c) => {
-                over("width", c.width, MAX_WIDTH)?;
-                over("frames", c.frames, 1024)?;
-                over("grid_pool", c.grid_pool, 64)?;
-                if let Some(h) = c.heads {
-                    over("heads", h, c.width.max(1))?;
-                }
-                Ok(())
-            }
-            MethodConfig::Evl(c) => {
-                over("levels", c.levels, 4096)?;
-                over("frames", c.frames, 1024)?;
-                if let Some(q) = c.qkv_dim {
-                    over("qkv_dim", q, MAX_WIDTH)?;
-                }
-                if let Some(h) = c.heads {
-                    over("heads", h, c.qkv_dim.unwrap_or(MAX_WIDTH))?;
-                }
-                if c.mlp_factor > 16.0 {
-                    return Err((
-                        "mlp_factor".into(),
-                        format!("{} is more than the maximum, 16", c.mlp_factor),
-                    ));
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
+        method.check(blocks)
     }
 
     /// [`MethodConfig::validate`] plus the checks that need the backbone's width (EVL's heads
@@ -307,10 +332,17 @@ impl MethodConfig {
     /// [`VideoClassifier::new`].
     pub fn validate_for(&self, backbone: &VitConfig) -> Result<(), (String, String)> {
         self.validate(backbone.num_layers)?;
-        match self {
-            MethodConfig::Evl(c) => c.validate(backbone.num_layers, Some(backbone.hidden_size)),
-            _ => Ok(()),
-        }
+        self.method()
+            .check_width(backbone.num_layers, backbone.hidden_size)
+    }
+}
+
+/// `Err((field, ...))` when `v` is over `max`: the size checks of [`Method::check_sizes`].
+pub(crate) fn at_most(field: &str, v: usize, max: usize) -> Result<(), (String, String)> {
+    if v > max {
+        Err((field.into(), format!("{v} is more than the maximum, {max}")))
+    } else {
+        Ok(())
     }
 }
 
@@ -361,6 +393,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fe_adapter"), "{err}");
+    }
+
+    #[test]
+    fn every_registered_method_parses_by_name_round_trips_and_validates() {
+        for info in METHODS {
+            let m: MethodConfig = toml::from_str(&format!("kind = {:?}", info.name)).unwrap();
+            assert_eq!(m.info(), info);
+            // Serialised with its defaults filled in (as checkpoints store it), it reads back.
+            let table = toml::to_string(&m).unwrap();
+            assert!(
+                table.starts_with(&format!("kind = {:?}\n", info.name)),
+                "{table}"
+            );
+            assert_eq!(toml::from_str::<MethodConfig>(&table).unwrap(), m);
+            m.validate(12)
+                .unwrap_or_else(|e| panic!("{}: defaults rejected: {e:?}", info.name));
+        }
+    }
+
+    #[test]
+    fn method_lists_read_as_sentences() {
+        assert_eq!(listed(&["a", "b", "c"], " and "), "a, b and c");
+        assert_eq!(listed(&["a", "b"], " or "), "a or b");
+        assert_eq!(listed(&["a"], " or "), "a");
+        assert_eq!(listed(&[], " or "), "");
+        let side = names_of(Some(Family::SideBranch), ", ");
+        for m in METHODS {
+            assert_eq!(
+                side.split(", ").any(|n| n == m.name),
+                m.family == Family::SideBranch,
+                "{side}"
+            );
+        }
     }
 
     #[test]

@@ -17,52 +17,36 @@
 use serde::{Deserialize, Serialize};
 
 use super::adapter::{AdapterAct, ConvAdapterConfig};
-use super::{BlockSet, Placement};
+use super::{BlockSet, Method, Placement};
 
 /// ST-Adapter settings (`kind = "st_adapter"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct StAdapterConfig {
     /// Bottleneck width `r` (default 384).
-    #[serde(default = "default_bottleneck")]
     pub bottleneck: usize,
     /// Depthwise kernel (default `[3, 1, 1]`: temporal only).
-    #[serde(default = "default_kernel")]
     pub kernel: [usize; 3],
     /// Before attention (default, "12x384") or before attention and MLP ("24x384").
-    #[serde(default)]
     pub placement: Placement,
     /// Which blocks get adapters (default all).
-    #[serde(default)]
     pub blocks: BlockSet,
     /// Also pass the class token through the adapter (default false, as the papers; see
     /// `adapter.rs`: on the offline demo it is what lets the adapter learn the temporal task).
-    #[serde(default)]
     pub adapt_cls: bool,
     /// Dropout before the head (default 0.5, the paper's recipe).
-    #[serde(default = "default_dropout")]
     pub dropout: f64,
-}
-
-fn default_bottleneck() -> usize {
-    384
-}
-fn default_kernel() -> [usize; 3] {
-    [3, 1, 1]
-}
-fn default_dropout() -> f64 {
-    0.5
 }
 
 impl Default for StAdapterConfig {
     fn default() -> Self {
         StAdapterConfig {
-            bottleneck: default_bottleneck(),
-            kernel: default_kernel(),
+            bottleneck: 384,
+            kernel: [3, 1, 1],
             placement: Placement::default(),
             blocks: BlockSet::default(),
             adapt_cls: false,
-            dropout: default_dropout(),
+            dropout: 0.5,
         }
     }
 }
@@ -79,5 +63,15 @@ impl StAdapterConfig {
             act: AdapterAct::Identity,
             adapt_cls: self.adapt_cls,
         }
+    }
+}
+
+impl Method for StAdapterConfig {
+    fn dropout(&self) -> f64 {
+        self.dropout
+    }
+
+    fn adapters(&self, dim: usize) -> Option<(ConvAdapterConfig, Placement, &BlockSet)> {
+        Some((self.adapter(dim), self.placement, &self.blocks))
     }
 }

@@ -53,7 +53,7 @@ use crate::data::sampling::Sampling;
 use crate::data::transform::SpatialConfig;
 use crate::data::{Entry, Problem};
 use crate::error::{Error, Result};
-use crate::methods::VideoClassifier;
+use crate::methods::{self, Family, VideoClassifier};
 
 /// File name of the index inside a cache folder.
 pub const INDEX: &str = "index.json";
@@ -155,11 +155,11 @@ impl CacheKey {
     ) -> Result<Self> {
         let levels = model.levels_needed();
         if levels.is_empty() {
-            return Err(Error::Input(
-                "a feature cache only serves side-branch methods (linear_probe, m_adapter, evl); \
-                 this method trains inside the backbone"
-                    .into(),
-            ));
+            return Err(Error::Input(format!(
+                "a feature cache only serves side-branch methods ({}); \
+                 this method trains inside the backbone",
+                methods::names_of(Some(Family::SideBranch), ", ")
+            )));
         }
         Ok(CacheKey {
             backbone_sha256: backbone.sha256.clone(),

@@ -29,7 +29,7 @@ use crate::backbone::BackboneId;
 use crate::data::loader::{self, ClipSpec, LoaderConfig, Views};
 use crate::data::{ClassMap, Entry, Problem};
 use crate::error::{Error, Result};
-use crate::methods::{MethodConfig, VideoClassifier};
+use crate::methods::{self, Family, MethodConfig, VideoClassifier};
 use crate::train::cache::{CacheDtype, CacheKey, CacheViews, FeatureCache};
 use crate::util::peak_rss_bytes;
 
@@ -230,9 +230,10 @@ impl BatchSource<'_> {
 fn open_cache(job: &TrainJob, dir: &Path) -> Result<FeatureCache> {
     if job.model.levels_needed().is_empty() {
         return Err(Error::Input(format!(
-            "[train] cache = {:?} is set, but method `{}` trains inside the backbone, which a feature cache cannot serve; remove `cache` or use linear_probe, m_adapter or evl",
+            "[train] cache = {:?} is set, but method `{}` trains inside the backbone, which a feature cache cannot serve; remove `cache` or use {}",
             dir.display().to_string(),
-            job.method.name()
+            job.method.name(),
+            methods::names_of(Some(Family::SideBranch), " or ")
         )));
     }
     // The views and dtype are the cache's choice; every other field must match.
@@ -277,10 +278,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         total_steps: steps_per_epoch * s.epochs,
         min_lr: s.min_lr,
         clip_grad_norm: s.clip_grad_norm,
-        backbone_lr_scale: match &job.method {
-            MethodConfig::FullFinetune(c) => c.backbone_lr_scale,
-            _ => 1.0,
-        },
+        backbone_lr_scale: job.method.method().backbone_lr_scale().unwrap_or(1.0),
     };
     let mut model = job.model.clone();
     let mut optim = AdamW::default();
