@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::backbone::Backbone;
 use crate::backbone::BackboneId;
-use crate::data::config::Split;
+use crate::data::config::{Format, Split};
 use crate::data::decode::{DecodeOptions, Frame, decode};
 use crate::data::loader::{ClipSpec, LoaderConfig, Views};
 use crate::data::sampling::{Mode, Sampling};
@@ -423,8 +423,9 @@ pub fn kfold(
             config_path,
             "data.format",
             format!(
-                "`{}` has no official folds; kfold needs dfew, mafw, ucf101 or hmdb51",
-                cfg.data.format.name()
+                "`{}` has no official folds; kfold needs {}",
+                cfg.data.format.name(),
+                Format::with_folds()
             ),
         )
     })?;
