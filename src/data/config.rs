@@ -731,6 +731,18 @@ mod tests {
     }
 
     #[test]
+    fn registered_formats_have_one_name_each_and_round_trip() {
+        for f in Format::all() {
+            assert_eq!(Format::all().filter(|g| g.name() == f.name()).count(), 1);
+            assert_eq!(Format::from_name(f.name()), Some(f));
+            let json = serde_json::to_value(f).unwrap();
+            assert_eq!(json, f.name());
+            assert_eq!(serde_json::from_value::<Format>(json).unwrap(), f);
+        }
+        assert_eq!(Format::with_folds(), "dfew, mafw, ucf101 or hmdb51");
+    }
+
+    #[test]
     fn unknown_field_is_refused() {
         let e = config_error(
             "[data]\nformat = \"mmaction_video\"\nroot = \"videos\"\ntrain = \"train.txt\"\nfolds = 2\n",

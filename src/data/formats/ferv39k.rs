@@ -15,8 +15,8 @@
 use std::path::PathBuf;
 
 use super::{
-    ClassSource, Files, FormatInfo,     Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines, find_annotations, first_file,
-    locate, problem, read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines,
+    find_annotations, first_file, locate, problem, read_text, split_file,
 };
 use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::Result;

@@ -14,7 +14,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    ClassSource, Files, FormatInfo,     Label, Listing, RawEntry, content_lines, find_annotations, locate_exact, problem, read_text,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, content_lines, find_annotations,
+    locate_exact, problem, read_text,
 };
 use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};

@@ -44,8 +44,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::{
-    ClassSource, Files, FormatInfo,     Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines, csv_fields, find_annotations,
-    first_file, locate, problem, read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines,
+    csv_fields, find_annotations, first_file, locate, problem, read_text, split_file,
 };
 use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};

@@ -4,8 +4,8 @@
 //! format's facts in one [`FormatInfo`] (name, folds, media, flip, class list, what
 //! `annotations` is, the reader): `mmaction.rs` (video and raw-frame lists), `dfew.rs`,
 //! `ferv39k.rs`, `mafw.rs`, `kinetics.rs`, `ssv2.rs`, `ucf101.rs`, `hmdb51.rs`. [`FORMATS`]
-//! lists them, and everything else looks formats up there: a new format is its file and
-//! one line of the registry below.
+//! lists them, and everything else looks formats up there: a new format is its file, its
+//! `mod` line and its line in [`FORMATS`].
 //!
 //! A reader turns one split's file into a [`Listing`]: entries whose labels are still raw
 //! ([`Label`]: an index into the dataset's own class list, or a name) and whose media may be
@@ -19,6 +19,15 @@
 //! folder does not exist keeps its entry with `missing` set (checked with one `stat` per
 //! candidate path, so the holdout does not depend on which files happen to be present).
 
+pub(crate) mod dfew;
+pub(crate) mod ferv39k;
+pub(crate) mod hmdb51;
+pub(crate) mod kinetics;
+pub(crate) mod mafw;
+pub(crate) mod mmaction;
+pub(crate) mod ssv2;
+pub(crate) mod ucf101;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -26,27 +35,18 @@ use super::config::{DatasetConfig, Media, Split};
 use super::{ClassMap, Entry, Problem, Source};
 use crate::error::{Error, Result};
 
-/// Declares each format file as a module and lists the [`FormatInfo`]s it declares in
-/// [`FORMATS`], in this order (the order error messages name them).
-macro_rules! registry {
-    ($($module:ident: $($info:ident),+;)+) => {
-        $(pub(crate) mod $module;)+
-
-        /// Every format vidapter reads.
-        pub(crate) const FORMATS: &[&FormatInfo] = &[$($(&$module::$info),+),+];
-    };
-}
-
-registry! {
-    mmaction: VIDEO, RAWFRAMES;
-    dfew: FORMAT;
-    ferv39k: FORMAT;
-    mafw: FORMAT;
-    kinetics: FORMAT;
-    ssv2: FORMAT;
-    ucf101: FORMAT;
-    hmdb51: FORMAT;
-}
+/// Every format vidapter reads, in the order error messages name them.
+pub(crate) const FORMATS: &[&FormatInfo] = &[
+    &mmaction::VIDEO,
+    &mmaction::RAWFRAMES,
+    &dfew::FORMAT,
+    &ferv39k::FORMAT,
+    &mafw::FORMAT,
+    &kinetics::FORMAT,
+    &ssv2::FORMAT,
+    &ucf101::FORMAT,
+    &hmdb51::FORMAT,
+];
 
 /// The names of [`FORMATS`], in order: what an unknown `format` is told to choose from.
 pub(crate) const NAMES: [&str; FORMATS.len()] = {

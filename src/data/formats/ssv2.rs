@@ -27,8 +27,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::{
-    ClassSource, Files, FormatInfo,     Label, Listing, RawEntry, find_annotations, first_file, json_array_items, locate, problem,
-    read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, find_annotations, first_file,
+    json_array_items, locate, problem, read_text, split_file,
 };
 use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};

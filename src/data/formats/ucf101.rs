@@ -20,8 +20,8 @@
 use std::path::PathBuf;
 
 use super::{
-    ClassSource, Files, FormatInfo,     Label, Listing, RawEntry, content_lines, find_annotations, first_file, locate_exact, problem,
-    read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, content_lines, find_annotations,
+    first_file, locate_exact, problem, read_text, split_file,
 };
 use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};
