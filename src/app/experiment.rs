@@ -425,7 +425,7 @@ pub fn kfold(
             format!(
                 "`{}` has no official folds; kfold needs {}",
                 cfg.data.format.name(),
-                Format::with_folds()
+                Format::names_with_folds()
             ),
         )
     })?;

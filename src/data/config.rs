@@ -58,7 +58,7 @@ impl Format {
 
     /// The names of the formats with official folds, for messages (`dfew, mafw, ucf101 or
     /// hmdb51`).
-    pub fn with_folds() -> String {
+    pub fn names_with_folds() -> String {
         let names: Vec<&str> = Format::all()
             .filter(|f| f.folds().is_some())
             .map(Format::name)
@@ -739,7 +739,7 @@ mod tests {
             assert_eq!(json, f.name());
             assert_eq!(serde_json::from_value::<Format>(json).unwrap(), f);
         }
-        assert_eq!(Format::with_folds(), "dfew, mafw, ucf101 or hmdb51");
+        assert_eq!(Format::names_with_folds(), "dfew, mafw, ucf101 or hmdb51");
     }
 
     #[test]
