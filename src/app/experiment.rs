@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::backbone::Backbone;
 use crate::backbone::BackboneId;
-use crate::data::config::Split;
+use crate::data::config::{Format, Split};
 use crate::data::decode::{DecodeOptions, Frame, decode};
 use crate::data::loader::{ClipSpec, LoaderConfig, Views};
 use crate::data::sampling::{Mode, Sampling};
@@ -528,8 +528,9 @@ pub fn kfold(
             config_path,
             "data.format",
             format!(
-                "`{}` has no official folds; kfold needs dfew, mafw, ucf101 or hmdb51",
-                cfg.data.format.name()
+                "`{}` has no official folds; kfold needs {}",
+                cfg.data.format.name(),
+                Format::names_with_folds()
             ),
         )
     })?;

@@ -26,82 +26,107 @@
 //! community reports on). Every class keeps at least one training clip.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use super::decode::format_template;
-use super::formats::{self, Listing};
+use super::formats::{self, Files, FormatInfo, Listing};
 use super::{ClassMap, Dataset};
 use crate::error::{Error, Result};
 
-/// The annotation layouts vidapter reads as they are distributed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    /// mmaction2 video list: `path label [label ...]`, paths relative to `root`.
-    MmactionVideo,
-    /// mmaction2 raw-frame list: `frame_dir total_frames label [label ...]`.
-    MmactionRawframes,
-    /// DFEW: `EmoLabel_DataSplit/{train,test}(single-labeled)/set_N.csv`, 7 classes, 5 folds.
-    Dfew,
-    /// FERV39k: `4_setups/All_scenes/{train,test}_All.csv`, 7 classes.
-    Ferv39k,
-    /// MAFW: `single/no_caption/set_N/{train,test}.txt`, 11 classes, 5 folds.
-    Mafw,
-    /// Kinetics (400/600/700): `kinetics_{train,val}.csv` (or `train.csv`, `validate.csv`).
-    Kinetics,
-    /// Something-Something v2: `labels.json`, `train.json`, `validation.json`.
-    Ssv2,
-    /// UCF101: `ucfTrainTestlist/` (`classInd.txt`, `trainlist0N.txt`, `testlist0N.txt`).
-    Ucf101,
-    /// HMDB51: `testTrainMulti_7030_splits/<class>_test_splitN.txt`.
-    Hmdb51,
-}
+/// An annotation layout vidapter reads as it is distributed: `mmaction_video`,
+/// `mmaction_rawframes`, `dfew`, `ferv39k`, `mafw`, `kinetics`, `ssv2`, `ucf101`, `hmdb51`.
+/// Each is described in its own file under `data/formats/`, which states its facts (folds,
+/// media, flips, class list, files, reader); this is a handle to those facts. In TOML it
+/// is the format's name; an unknown name is refused with the list of known ones.
+#[derive(Clone, Copy)]
+pub struct Format(&'static FormatInfo);
 
 impl Format {
+    /// Every format, in the order error messages list them.
+    pub fn all() -> impl Iterator<Item = Format> {
+        formats::FORMATS.iter().map(|&info| Format(info))
+    }
+
+    /// The format called `name` in TOML, if there is one.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::all().find(|f| f.name() == name)
+    }
+
+    /// The names of the formats with official folds, for messages (`dfew, mafw, ucf101 or
+    /// hmdb51`).
+    pub fn names_with_folds() -> String {
+        let names: Vec<&str> = Format::all()
+            .filter(|f| f.folds().is_some())
+            .map(Format::name)
+            .collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        }
+    }
+
     /// The name used in TOML (`mmaction_video`, `dfew`, ...).
     pub fn name(self) -> &'static str {
-        match self {
-            Format::MmactionVideo => "mmaction_video",
-            Format::MmactionRawframes => "mmaction_rawframes",
-            Format::Dfew => "dfew",
-            Format::Ferv39k => "ferv39k",
-            Format::Mafw => "mafw",
-            Format::Kinetics => "kinetics",
-            Format::Ssv2 => "ssv2",
-            Format::Ucf101 => "ucf101",
-            Format::Hmdb51 => "hmdb51",
-        }
+        self.0.name
     }
 
     /// The official folds, if the dataset has several (`fold` must then be given).
     pub fn folds(self) -> Option<usize> {
-        match self {
-            Format::Dfew | Format::Mafw => Some(5),
-            Format::Ucf101 | Format::Hmdb51 => Some(3),
-            _ => None,
-        }
-    }
-
-    fn is_mmaction(self) -> bool {
-        matches!(self, Format::MmactionVideo | Format::MmactionRawframes)
+        self.0.folds
     }
 
     /// What the clips are when `media` is not given: the form each dataset ships in
     /// (DFEW and FERV39k ship frame folders; mmaction2 raw-frame lists name folders).
     pub fn default_media(self) -> Media {
-        match self {
-            Format::MmactionRawframes | Format::Dfew | Format::Ferv39k => Media::Frames,
-            _ => Media::Videos,
-        }
+        self.0.media
+    }
+
+    /// Everything else the format's file states.
+    pub(crate) fn info(self) -> &'static FormatInfo {
+        self.0
+    }
+}
+
+impl PartialEq for Format {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Format {}
+
+impl Hash for Format {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+impl fmt::Debug for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Format").field(&self.name()).finish()
     }
 }
 
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for Format {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Format {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Format::from_name(&name).ok_or_else(|| de::Error::unknown_variant(&name, &formats::NAMES))
     }
 }
 
@@ -339,64 +364,53 @@ impl DatasetConfig {
                 ),
             ));
         }
-        if f.is_mmaction() {
-            if let Some(a) = &self.annotations {
-                return Err(self.err(
-                    "annotations",
-                    format!(
-                        "{f} reads the list files named by `train`, `val` and `test`; \
-                         `annotations` ({}) is not used by it",
-                        a.display()
-                    ),
-                ));
-            }
-            if self.train.is_none() {
-                return Err(self.err(
-                    "train",
-                    format!("{f} needs `train`: the list file of the training clips"),
-                ));
-            }
-        } else {
-            match &self.annotations {
-                None => {
-                    return Err(self.err(
-                        "annotations",
-                        format!("{f} needs `annotations`: {}", formats::annotations_hint(f)),
-                    ));
-                }
-                Some(a) if !a.exists() => {
-                    return Err(self.err(
-                        "annotations",
-                        format!(
-                            "{} does not exist; expected {}",
-                            a.display(),
-                            formats::annotations_hint(f)
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        if f == Format::Hmdb51 {
-            for (field, p) in [
-                ("train", &self.train),
-                ("val", &self.val),
-                ("test", &self.test),
-            ] {
-                if p.is_some() {
-                    return Err(self.err(
-                        field,
-                        "hmdb51 splits are the 51 per-class files of `annotations`; \
-                         a single list file cannot replace them",
-                    ));
-                }
-            }
-        }
-        for (field, p) in [
+        let lists = [
             ("train", &self.train),
             ("val", &self.val),
             ("test", &self.test),
-        ] {
+        ];
+        match f.info().files {
+            Files::Lists => {
+                if let Some(a) = &self.annotations {
+                    return Err(self.err(
+                        "annotations",
+                        format!(
+                            "{f} reads the list files named by `train`, `val` and `test`; \
+                             `annotations` ({}) is not used by it",
+                            a.display()
+                        ),
+                    ));
+                }
+                if self.train.is_none() {
+                    return Err(self.err(
+                        "train",
+                        format!("{f} needs `train`: the list file of the training clips"),
+                    ));
+                }
+            }
+            Files::Official { hint, fixed_splits } => {
+                match &self.annotations {
+                    None => {
+                        return Err(
+                            self.err("annotations", format!("{f} needs `annotations`: {hint}"))
+                        );
+                    }
+                    Some(a) if !a.exists() => {
+                        return Err(self.err(
+                            "annotations",
+                            format!("{} does not exist; expected {hint}", a.display()),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if let Some(why) = fixed_splits
+                    && let Some((field, _)) = lists.iter().find(|(_, p)| p.is_some())
+                {
+                    return Err(self.err(field, why));
+                }
+            }
+        }
+        for (field, p) in lists {
             if let Some(p) = p
                 && !p.is_file()
             {
@@ -430,27 +444,13 @@ impl DatasetConfig {
                 ),
             ));
         }
-        if f == Format::Ssv2 && self.flip == Some(true) {
-            return Err(self.err(
-                "flip",
-                "Something-Something v2 classes name directions (\"Pushing something from \
-                 left to right\"): a mirrored clip shows another class, so flipping is refused",
-            ));
+        if let (Some(why), Some(true)) = (f.info().flip_refused, self.flip) {
+            return Err(self.err("flip", why));
         }
-        match (f, self.media) {
-            (Format::MmactionVideo, Some(Media::Frames)) => {
-                return Err(self.err(
-                    "media",
-                    "mmaction_video lists videos; use format = \"mmaction_rawframes\" for frame folders",
-                ));
-            }
-            (Format::MmactionRawframes, Some(Media::Videos)) => {
-                return Err(self.err(
-                    "media",
-                    "mmaction_rawframes lists frame folders; use format = \"mmaction_video\" for videos",
-                ));
-            }
-            _ => {}
+        if let (Some(why), Some(media)) = (f.info().media_only, self.media)
+            && media != f.default_media()
+        {
+            return Err(self.err("media", why));
         }
         if self.media() == Media::Videos {
             for (field, set) in [
@@ -523,11 +523,9 @@ impl DatasetConfig {
 
     /// The frame-file template for frame folders (`None`: every image, numeric order).
     pub fn frame_template(&self) -> Option<String> {
-        match (&self.filename_tmpl, self.format) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Format::MmactionRawframes) => Some("img_{:05}.jpg".to_string()),
-            (None, _) => None,
-        }
+        self.filename_tmpl
+            .clone()
+            .or_else(|| self.format.info().frame_template.map(String::from))
     }
 
     /// Index of the first frame file (default 1).
@@ -535,9 +533,11 @@ impl DatasetConfig {
         self.start_index.unwrap_or(1)
     }
 
-    /// Whether horizontal flips are allowed in training (default: yes, except SSv2).
+    /// Whether horizontal flips are allowed in training (default: yes, unless mirroring
+    /// changes the format's classes, as in SSv2).
     pub fn flip_allowed(&self) -> bool {
-        self.flip.unwrap_or(self.format != Format::Ssv2)
+        self.flip
+            .unwrap_or(self.format.info().flip_refused.is_none())
     }
 
     /// The splits this configuration can load: all three, except that mmaction2 lists
@@ -545,8 +545,13 @@ impl DatasetConfig {
     pub fn splits(&self) -> Vec<Split> {
         Split::ALL
             .into_iter()
-            .filter(|&s| !(self.format.is_mmaction() && s == Split::Test && self.test.is_none()))
+            .filter(|&s| !(s == Split::Test && self.test_is_missing()))
             .collect()
+    }
+
+    /// Whether the format reads list files and no `test` list is given (no test split).
+    fn test_is_missing(&self) -> bool {
+        matches!(self.format.info().files, Files::Lists) && self.test.is_none()
     }
 
     /// Whether [`Split::Val`] is held out of the train list (no validation list exists).
@@ -598,7 +603,7 @@ impl DatasetConfig {
             (Some(own), None) => own,
             (None, Some(user)) => user,
             (None, None) => {
-                let k = formats::mmaction::max_label(self)?.map_or(0, |m| m + 1);
+                let k = formats::label_count(self)?;
                 if k == 0 {
                     return Err(Error::format(
                         self.train.as_deref().unwrap_or(&self.root),
@@ -610,6 +615,11 @@ impl DatasetConfig {
             }
         };
         Ok(ClassMap::new(names))
+    }
+
+    /// The format's reader, on this dataset.
+    fn read(&self, split: Split) -> Result<Listing> {
+        (self.format.info().read)(self, split)
     }
 
     /// Reads `split`: its entries (labels resolved against [`class_map`](Self::class_map)),
@@ -624,16 +634,16 @@ impl DatasetConfig {
         let classes = self.class_map_given(own.clone())?;
         let resolve = |listing: Listing| formats::resolve(listing, &classes, own.as_deref());
         let (resolved, mut problems) = match split {
-            Split::Test if self.format.is_mmaction() && self.test.is_none() => {
+            Split::Test if self.test_is_missing() => {
                 return Err(self.err(
                     "test",
                     format!("{} has no test list; set `test`", self.format),
                 ));
             }
-            Split::Test => resolve(formats::read(self, Split::Test)?),
-            Split::Val if !self.val_is_holdout() => resolve(formats::read(self, Split::Val)?),
+            Split::Test => resolve(self.read(Split::Test)?),
+            Split::Val if !self.val_is_holdout() => resolve(self.read(Split::Val)?),
             Split::Train | Split::Val => {
-                let (resolved, problems) = resolve(formats::read(self, Split::Train)?);
+                let (resolved, problems) = resolve(self.read(Split::Train)?);
                 if !self.val_is_holdout() {
                     (resolved, problems)
                 } else {
@@ -718,6 +728,18 @@ mod tests {
         assert!(e.contains("line 2"), "{e}");
         assert!(e.contains("unknown variant `dfw`"), "{e}");
         assert!(e.contains("mmaction_video") && e.contains("hmdb51"), "{e}");
+    }
+
+    #[test]
+    fn registered_formats_have_one_name_each_and_round_trip() {
+        for f in Format::all() {
+            assert_eq!(Format::all().filter(|g| g.name() == f.name()).count(), 1);
+            assert_eq!(Format::from_name(f.name()), Some(f));
+            let json = serde_json::to_value(f).unwrap();
+            assert_eq!(json, f.name());
+            assert_eq!(serde_json::from_value::<Format>(json).unwrap(), f);
+        }
+        assert_eq!(Format::names_with_folds(), "dfew, mafw, ucf101 or hmdb51");
     }
 
     #[test]

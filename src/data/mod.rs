@@ -11,9 +11,10 @@
 //! and the entry is skipped unless the user asked for strict mode.
 //!
 //! The annotation readers (`formats/`: mmaction2 lists, DFEW, FERV39k, MAFW, Kinetics, SSv2,
-//! UCF101, HMDB51) turn the files datasets ship with into [`Dataset`]s; `config.rs` is the
-//! `[data]` table that says where those files are and how to split them; `report.rs` is
-//! what `vidapter data check` prints. The types they produce are defined here.
+//! UCF101, HMDB51; each file states its format's facts, and one registry lists them) turn
+//! the files datasets ship with into [`Dataset`]s; `config.rs` is the `[data]` table that
+//! says where those files are and how to split them; `report.rs` is what `vidapter data
+//! check` prints. The types they produce are defined here.
 
 pub mod check;
 pub mod config;

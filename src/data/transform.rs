@@ -18,41 +18,27 @@ use serde::{Deserialize, Serialize};
 
 use super::decode::Frame;
 
-/// Spatial settings of a run.
+/// Spatial settings of a run, resolved: every field set. The run config's `[spatial]`
+/// table (`train::config::SpatialSection`) states the defaults and fills them in from the
+/// backbone; this record is what the loader and the feature-cache key use, and it is
+/// always written whole, so no field has a default here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpatialConfig {
     /// Output side `S` (the backbone's input size).
     pub size: usize,
     /// Training: short side before the random crop.
-    #[serde(default = "default_short_side")]
     pub short_side: usize,
     /// Training: range of the crop's area as a fraction of the resized frame.
-    #[serde(default = "default_area")]
     pub area: [f64; 2],
     /// Training: range of the crop's aspect ratio (width / height).
-    #[serde(default = "default_ratio")]
     pub ratio: [f64; 2],
     /// Training: random horizontal flip.
-    #[serde(default = "default_true")]
     pub flip: bool,
     /// Normalisation mean (RGB, 0..1 scale); normally the backbone's.
     pub mean: [f32; 3],
     /// Normalisation std (RGB); normally the backbone's.
     pub std: [f32; 3],
-}
-
-fn default_short_side() -> usize {
-    256
-}
-fn default_area() -> [f64; 2] {
-    [0.08, 1.0]
-}
-fn default_ratio() -> [f64; 2] {
-    [3.0 / 4.0, 4.0 / 3.0]
-}
-fn default_true() -> bool {
-    true
 }
 
 /// Which spatial view to produce.
@@ -178,8 +164,8 @@ mod tests {
         SpatialConfig {
             size,
             short_side: 256,
-            area: default_area(),
-            ratio: default_ratio(),
+            area: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
             flip: true,
             mean: [0.5; 3],
             std: [0.5; 3],

@@ -17,14 +17,30 @@
 use std::path::PathBuf;
 
 use super::{
-    Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines, find_annotations, locate, problem,
-    read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines,
+    find_annotations, locate, problem, read_text, split_file,
 };
-use crate::data::config::{DatasetConfig, Split};
+use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};
 
+/// DFEW: 7 classes, 5 folds, frame folders by default.
+pub(crate) const FORMAT: FormatInfo = FormatInfo {
+    name: "dfew",
+    folds: Some(5),
+    media: Media::Frames,
+    media_only: None,
+    frame_template: None,
+    flip_refused: None,
+    classes: ClassSource::Fixed(&CLASSES),
+    files: Files::Official {
+        hint: "the `EmoLabel_DataSplit` folder (holding `train(single-labeled)/set_N.csv`)",
+        fixed_splits: None,
+    },
+    read,
+};
+
 /// Class names of labels 1..7, in label order.
-pub(crate) const CLASSES: [&str; 7] = [
+const CLASSES: [&str; 7] = [
     "Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear",
 ];
 
@@ -44,7 +60,7 @@ fn official(cfg: &DatasetConfig, split: Split) -> Result<PathBuf> {
 }
 
 /// Reads the train or test csv of the configured fold.
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
+fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let file = split_file(cfg, split, |s| official(cfg, s))?;
     let text = read_text(&file)?;
     let mut lines = content_lines(&text);

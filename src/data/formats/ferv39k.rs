@@ -15,14 +15,30 @@
 use std::path::PathBuf;
 
 use super::{
-    Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines, find_annotations, first_file,
-    locate, problem, read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines,
+    find_annotations, first_file, locate, problem, read_text, split_file,
 };
-use crate::data::config::{DatasetConfig, Split};
+use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::Result;
 
+/// FERV39k: 7 classes, one split, frame folders by default.
+pub(crate) const FORMAT: FormatInfo = FormatInfo {
+    name: "ferv39k",
+    folds: None,
+    media: Media::Frames,
+    media_only: None,
+    frame_template: None,
+    flip_refused: None,
+    classes: ClassSource::Fixed(&CLASSES),
+    files: Files::Official {
+        hint: "the `4_setups/All_scenes` folder (holding `train_All.csv`)",
+        fixed_splits: None,
+    },
+    read,
+};
+
 /// The default class order (DFEW's).
-pub(crate) const CLASSES: [&str; 7] = [
+const CLASSES: [&str; 7] = [
     "Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear",
 ];
 
@@ -41,7 +57,7 @@ fn official(cfg: &DatasetConfig, split: Split) -> Result<PathBuf> {
 }
 
 /// Reads `train_All.csv` or `test_All.csv`.
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
+fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let file = split_file(cfg, split, |s| official(cfg, s))?;
     let text = read_text(&file)?;
     let mut listing = Listing::default();

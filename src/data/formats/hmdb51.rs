@@ -14,10 +14,30 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    Label, Listing, RawEntry, content_lines, find_annotations, locate_exact, problem, read_text,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, content_lines, find_annotations,
+    locate_exact, problem, read_text,
 };
-use crate::data::config::{DatasetConfig, Split};
+use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};
+
+/// HMDB51: classes from the split files' names, 3 splits.
+pub(crate) const FORMAT: FormatInfo = FormatInfo {
+    name: "hmdb51",
+    folds: Some(3),
+    media: Media::Videos,
+    media_only: None,
+    frame_template: None,
+    flip_refused: None,
+    classes: ClassSource::Read(classes),
+    files: Files::Official {
+        hint: "the `testTrainMulti_7030_splits` folder (holding `<class>_test_splitN.txt`)",
+        fixed_splits: Some(
+            "hmdb51 splits are the 51 per-class files of `annotations`; \
+             a single list file cannot replace them",
+        ),
+    },
+    read,
+};
 
 /// The split files of the configured fold: `(class, file)`, sorted by class.
 fn split_files(cfg: &DatasetConfig) -> Result<Vec<(String, PathBuf)>> {
@@ -48,12 +68,12 @@ fn split_files(cfg: &DatasetConfig) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// Sorted class names.
-pub(crate) fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
+fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
     Ok(split_files(cfg)?.into_iter().map(|(c, _)| c).collect())
 }
 
 /// Reads the clips marked 1 ([`Split::Train`]) or 2 ([`Split::Test`]) in every class file.
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
+fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let wanted = match split {
         Split::Train => "1",
         Split::Test => "2",

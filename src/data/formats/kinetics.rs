@@ -44,11 +44,28 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::{
-    Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines, csv_fields, find_annotations,
-    first_file, locate, problem, read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, VIDEO_EXTENSIONS, content_lines,
+    csv_fields, find_annotations, first_file, locate, problem, read_text, split_file,
 };
-use crate::data::config::{DatasetConfig, Split};
+use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};
+
+/// Kinetics: classes from the train csv, one split.
+pub(crate) const FORMAT: FormatInfo = FormatInfo {
+    name: "kinetics",
+    folds: None,
+    media: Media::Videos,
+    media_only: None,
+    frame_template: None,
+    flip_refused: None,
+    classes: ClassSource::Read(classes),
+    files: Files::Official {
+        hint: "the folder holding `kinetics_train.csv` and `kinetics_val.csv` \
+         (or `train.csv` and `validate.csv`)",
+        fixed_splits: None,
+    },
+    read,
+};
 
 const TRAIN_NAMES: [&str; 2] = ["kinetics_train.csv", "train.csv"];
 const VAL_NAMES: [&str; 3] = ["kinetics_val.csv", "validate.csv", "val.csv"];
@@ -171,7 +188,7 @@ fn seconds(s: &str, column: &str) -> Result<u64, String> {
 
 /// The train csv's class names (every row's), in mmaction2's order: sorted with spaces
 /// read as underscores.
-pub(crate) fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
+fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
     let file = split_file(cfg, Split::Train, |s| official(cfg, s))?;
     let (_, _, labels) = rows(&file)?;
     let names: BTreeSet<String> = labels.into_iter().collect();
@@ -192,7 +209,7 @@ fn stripped(label: &str) -> String {
 }
 
 /// Reads the train csv ([`Split::Train`]) or the val csv ([`Split::Test`]).
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
+fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let file = split_file(cfg, split, |s| official(cfg, s))?;
     let (rows, problems, _) = rows(&file)?;
     let mut listing = Listing {

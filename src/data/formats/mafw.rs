@@ -15,14 +15,30 @@
 use std::path::PathBuf;
 
 use super::{
-    Label, Listing, RawEntry, content_lines, find_annotations, locate_exact, problem, read_text,
-    split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, content_lines, find_annotations,
+    locate_exact, problem, read_text, split_file,
 };
-use crate::data::config::{DatasetConfig, Split};
+use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::Result;
 
+/// MAFW: 11 classes, 5 folds, videos by default.
+pub(crate) const FORMAT: FormatInfo = FormatInfo {
+    name: "mafw",
+    folds: Some(5),
+    media: Media::Videos,
+    media_only: None,
+    frame_template: None,
+    flip_refused: None,
+    classes: ClassSource::Fixed(&CLASSES),
+    files: Files::Official {
+        hint: "the `single/no_caption` folder of MAFW's split files (holding `set_N/train.txt`)",
+        fixed_splits: None,
+    },
+    read,
+};
+
 /// The official class order.
-pub(crate) const CLASSES: [&str; 11] = [
+const CLASSES: [&str; 11] = [
     "anger",
     "disgust",
     "fear",
@@ -61,7 +77,7 @@ fn official(cfg: &DatasetConfig, split: Split) -> Result<PathBuf> {
 }
 
 /// Reads `set_N/train.txt` or `set_N/test.txt`.
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
+fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let file = split_file(cfg, split, |s| official(cfg, s))?;
     let text = read_text(&file)?;
     let mut listing = Listing::default();

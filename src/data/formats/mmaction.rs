@@ -16,13 +16,73 @@
 
 use std::path::Path;
 
-use super::{Label, Listing, RawEntry, content_lines, locate_exact, problem, read_text};
+use super::{
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, content_lines, locate_exact, problem,
+    read_text,
+};
 use crate::data::Source;
-use crate::data::config::{DatasetConfig, Format, Split};
+use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};
 
+/// `mmaction_video`: lists of videos.
+pub(crate) const VIDEO: FormatInfo = FormatInfo {
+    name: "mmaction_video",
+    folds: None,
+    media: Media::Videos,
+    media_only: Some(
+        "mmaction_video lists videos; use format = \"mmaction_rawframes\" for frame folders",
+    ),
+    frame_template: None,
+    flip_refused: None,
+    classes: ClassSource::Numbered(|cfg| max_label(cfg, Layout::Videos)),
+    files: Files::Lists,
+    read: |cfg, split| read(cfg, split, Layout::Videos),
+};
+
+/// `mmaction_rawframes`: lists of frame folders.
+pub(crate) const RAWFRAMES: FormatInfo = FormatInfo {
+    name: "mmaction_rawframes",
+    folds: None,
+    media: Media::Frames,
+    media_only: Some(
+        "mmaction_rawframes lists frame folders; use format = \"mmaction_video\" for videos",
+    ),
+    frame_template: Some("img_{:05}.jpg"),
+    flip_refused: None,
+    classes: ClassSource::Numbered(|cfg| max_label(cfg, Layout::Rawframes)),
+    files: Files::Lists,
+    read: |cfg, split| read(cfg, split, Layout::Rawframes),
+};
+
+/// Which of the two list layouts a file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `path label [label ...]`.
+    Videos,
+    /// `frame_dir total_frames label [label ...]`.
+    Rawframes,
+}
+
+impl Layout {
+    /// The fields before the labels.
+    fn leading(self) -> usize {
+        match self {
+            Layout::Videos => 1,
+            Layout::Rawframes => 2,
+        }
+    }
+
+    /// A line's shape, for messages.
+    fn shape(self) -> &'static str {
+        match self {
+            Layout::Videos => "`path label [label ...]`",
+            Layout::Rawframes => "`frame_dir total_frames label [label ...]`",
+        }
+    }
+}
+
 /// Reads the list of `split` (`train`, `val` or `test` of the config).
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
+fn read(cfg: &DatasetConfig, split: Split, layout: Layout) -> Result<Listing> {
     let file = super::split_file(cfg, split, |s| {
         Err(Error::Input(format!(
             "{} has no {s} list; set `{s}` in [data]",
@@ -32,7 +92,7 @@ pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let text = read_text(&file)?;
     let mut listing = Listing::default();
     for (n, line) in content_lines(&text) {
-        match parse_line(cfg, &file, line) {
+        match parse_line(cfg, &file, line, layout) {
             Ok(entry) => listing.entries.push(RawEntry {
                 origin: (file.clone(), n),
                 ..entry
@@ -45,16 +105,12 @@ pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
 
 /// The largest label of the configured lists (lines that do not parse are ignored here;
 /// `read` reports them).
-pub(crate) fn max_label(cfg: &DatasetConfig) -> Result<Option<usize>> {
-    let skip = match cfg.format {
-        Format::MmactionRawframes => 2,
-        _ => 1,
-    };
+fn max_label(cfg: &DatasetConfig, layout: Layout) -> Result<Option<usize>> {
     let mut max = None;
     for file in [&cfg.train, &cfg.val, &cfg.test].into_iter().flatten() {
         let text = read_text(file)?;
         for (_, line) in content_lines(&text) {
-            for label in line.split_whitespace().skip(skip) {
+            for label in line.split_whitespace().skip(layout.leading()) {
                 if let Ok(l) = label.parse::<usize>() {
                     max = max.max(Some(l));
                 }
@@ -64,15 +120,15 @@ pub(crate) fn max_label(cfg: &DatasetConfig) -> Result<Option<usize>> {
     Ok(max)
 }
 
-fn parse_line(cfg: &DatasetConfig, file: &Path, line: &str) -> Result<RawEntry, String> {
+fn parse_line(
+    cfg: &DatasetConfig,
+    file: &Path,
+    line: &str,
+    layout: Layout,
+) -> Result<RawEntry, String> {
     let fields: Vec<&str> = line.split_whitespace().collect();
-    let frames = cfg.format == Format::MmactionRawframes;
-    let shape = if frames {
-        "`frame_dir total_frames label [label ...]`"
-    } else {
-        "`path label [label ...]`"
-    };
-    let need = if frames { 3 } else { 2 };
+    let shape = layout.shape();
+    let need = layout.leading() + 1;
     if fields.len() < need {
         return Err(format!(
             "expected {shape}, found {} field(s): `{line}`",
@@ -88,7 +144,7 @@ fn parse_line(cfg: &DatasetConfig, file: &Path, line: &str) -> Result<RawEntry, 
         })
         .collect::<Result<Vec<_>, _>>()?;
     let path = cfg.root.join(fields[0]);
-    let (source, missing) = if frames {
+    let (source, missing) = if layout == Layout::Rawframes {
         let count = fields[1].parse::<usize>().map_err(|_| {
             format!(
                 "total_frames `{}` is not a non-negative integer (expected {shape})",

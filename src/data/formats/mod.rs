@@ -1,13 +1,17 @@
 //! Annotation readers: the files datasets are distributed with -> entries with labels.
 //!
-//! One file per layout, each opening with a sample of the files it reads:
-//! `mmaction.rs` (video and raw-frame lists), `dfew.rs`, `ferv39k.rs`, `mafw.rs`,
-//! `kinetics.rs`, `ssv2.rs`, `ucf101.rs`, `hmdb51.rs`. A reader turns one split's file into
-//! a [`Listing`]: entries whose labels are still raw ([`Label`]: an index into the
-//! dataset's own class list, or a name) and whose media may be missing, plus the lines it
-//! could not parse. This module then resolves labels against the run's [`ClassMap`]
-//! ([`resolve`]) and draws the validation holdout ([`holdout`]); `config.rs` puts the
-//! pieces together.
+//! One file per layout, each opening with a sample of the files it reads and declaring the
+//! format's facts in one [`FormatInfo`] (name, folds, media, flip, class list, what
+//! `annotations` is, the reader): `mmaction.rs` (video and raw-frame lists), `dfew.rs`,
+//! `ferv39k.rs`, `mafw.rs`, `kinetics.rs`, `ssv2.rs`, `ucf101.rs`, `hmdb51.rs`. [`FORMATS`]
+//! lists them, and everything else looks formats up there: a new format is its file, its
+//! `mod` line and its line in [`FORMATS`].
+//!
+//! A reader turns one split's file into a [`Listing`]: entries whose labels are still raw
+//! ([`Label`]: an index into the dataset's own class list, or a name) and whose media may be
+//! missing, plus the lines it could not parse. This module then resolves labels against the
+//! run's [`ClassMap`] ([`resolve`]) and draws the validation holdout ([`holdout`]);
+//! `config.rs` puts the pieces together.
 //!
 //! Contract of every reader: a file that cannot be read, or whose header or structure is
 //! wrong as a whole, is an `Err` naming the file (and line); a line that is wrong is a
@@ -27,9 +31,86 @@ pub(crate) mod ucf101;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::config::{DatasetConfig, Format, Media, Split};
+use super::config::{DatasetConfig, Media, Split};
 use super::{ClassMap, Entry, Problem, Source};
 use crate::error::{Error, Result};
+
+/// Every format vidapter reads, in the order error messages name them.
+pub(crate) const FORMATS: &[&FormatInfo] = &[
+    &mmaction::VIDEO,
+    &mmaction::RAWFRAMES,
+    &dfew::FORMAT,
+    &ferv39k::FORMAT,
+    &mafw::FORMAT,
+    &kinetics::FORMAT,
+    &ssv2::FORMAT,
+    &ucf101::FORMAT,
+    &hmdb51::FORMAT,
+];
+
+/// The names of [`FORMATS`], in order: what an unknown `format` is told to choose from.
+pub(crate) const NAMES: [&str; FORMATS.len()] = {
+    let mut names = [""; FORMATS.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = FORMATS[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// Everything vidapter knows about one annotation layout: what `[data]` accepts for it and
+/// how its files are read.
+pub(crate) struct FormatInfo {
+    /// The name used in TOML (`format = "dfew"`).
+    pub name: &'static str,
+    /// The number of official folds, if the dataset has several (`fold` is then required).
+    pub folds: Option<usize>,
+    /// What the clips are when `media` is not given: the form the dataset ships in.
+    pub media: Media,
+    /// Set when the format reads only [`media`](Self::media): why the other is refused.
+    pub media_only: Option<&'static str>,
+    /// Frame-file template of frame folders when `filename_tmpl` is not given (`None`:
+    /// every image of the folder in numeric order).
+    pub frame_template: Option<&'static str>,
+    /// Set when mirroring a clip changes its class: why `flip = true` is refused (flips are
+    /// then off by default; otherwise on).
+    pub flip_refused: Option<&'static str>,
+    /// Where the class map comes from when `classes` does not say.
+    pub classes: ClassSource,
+    /// Which files hold the splits.
+    pub files: Files,
+    /// Reads the file of a split (for [`Split::Val`]: the `val` list; holdouts are the
+    /// caller's).
+    pub read: fn(&DatasetConfig, Split) -> Result<Listing>,
+}
+
+/// Where a format's class list comes from.
+pub(crate) enum ClassSource {
+    /// Labels are bare integers indexing the class map (mmaction2); without `classes`, the
+    /// map is `"0".."K-1"` with K one more than the largest label this finds in the
+    /// configured lists.
+    Numbered(fn(&DatasetConfig) -> Result<Option<usize>>),
+    /// The dataset's fixed list, in its own order.
+    Fixed(&'static [&'static str]),
+    /// A list read from the annotation files.
+    Read(fn(&DatasetConfig) -> Result<Vec<String>>),
+}
+
+/// Which files hold a format's splits.
+pub(crate) enum Files {
+    /// List files named by `train` (required), `val` and `test`; `annotations` is refused,
+    /// and without `test` there is no test split.
+    Lists,
+    /// The official split files, found under `annotations`.
+    Official {
+        /// What `annotations` should point at, for error messages.
+        hint: &'static str,
+        /// Set when one list file cannot stand for a split (`train`, `val` and `test` are
+        /// then refused): why. Otherwise each replaces the official file of its split.
+        fixed_splits: Option<&'static str>,
+    },
+}
 
 /// Video file extensions tried, in this order, where an annotation names a clip without one.
 pub(crate) const VIDEO_EXTENSIONS: [&str; 5] = ["mp4", "mkv", "webm", "avi", "mov"];
@@ -75,57 +156,23 @@ pub(crate) struct Resolved {
     pub missing: Option<Problem>,
 }
 
-/// Reads the file of `split` (for [`Split::Val`]: the `val` list; holdouts are the caller's).
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
-    match cfg.format {
-        Format::MmactionVideo | Format::MmactionRawframes => mmaction::read(cfg, split),
-        Format::Dfew => dfew::read(cfg, split),
-        Format::Ferv39k => ferv39k::read(cfg, split),
-        Format::Mafw => mafw::read(cfg, split),
-        Format::Kinetics => kinetics::read(cfg, split),
-        Format::Ssv2 => ssv2::read(cfg, split),
-        Format::Ucf101 => ucf101::read(cfg, split),
-        Format::Hmdb51 => hmdb51::read(cfg, split),
-    }
-}
-
-/// The dataset's own class list, in its own order (`None` for mmaction2 lists, whose
-/// labels are bare integers).
+/// The dataset's own class list, in its own order (`None` where labels are bare integers).
 pub(crate) fn dataset_classes(cfg: &DatasetConfig) -> Result<Option<Vec<String>>> {
-    let fixed = |names: &[&str]| Some(names.iter().map(|s| s.to_string()).collect());
-    Ok(match cfg.format {
-        Format::MmactionVideo | Format::MmactionRawframes => None,
-        Format::Dfew => fixed(&dfew::CLASSES),
-        Format::Ferv39k => fixed(&ferv39k::CLASSES),
-        Format::Mafw => fixed(&mafw::CLASSES),
-        Format::Kinetics => Some(kinetics::classes(cfg)?),
-        Format::Ssv2 => Some(ssv2::classes(cfg)?),
-        Format::Ucf101 => Some(ucf101::classes(cfg)?),
-        Format::Hmdb51 => Some(hmdb51::classes(cfg)?),
+    Ok(match cfg.format.info().classes {
+        ClassSource::Numbered(_) => None,
+        ClassSource::Fixed(names) => Some(names.iter().map(|s| s.to_string()).collect()),
+        ClassSource::Read(read) => Some(read(cfg)?),
     })
 }
 
-/// What `annotations` should point at, for error messages.
-pub(crate) fn annotations_hint(format: Format) -> &'static str {
-    match format {
-        Format::MmactionVideo | Format::MmactionRawframes => "list files (`train`, `val`, `test`)",
-        Format::Dfew => {
-            "the `EmoLabel_DataSplit` folder (holding `train(single-labeled)/set_N.csv`)"
-        }
-        Format::Ferv39k => "the `4_setups/All_scenes` folder (holding `train_All.csv`)",
-        Format::Mafw => {
-            "the `single/no_caption` folder of MAFW's split files (holding `set_N/train.txt`)"
-        }
-        Format::Kinetics => {
-            "the folder holding `kinetics_train.csv` and `kinetics_val.csv` \
-             (or `train.csv` and `validate.csv`)"
-        }
-        Format::Ssv2 => "the folder holding `labels.json`, `train.json` and `validation.json`",
-        Format::Ucf101 => "the `ucfTrainTestlist` folder (holding `classInd.txt`)",
-        Format::Hmdb51 => {
-            "the `testTrainMulti_7030_splits` folder (holding `<class>_test_splitN.txt`)"
-        }
-    }
+/// How many classes the dataset's labels imply: its own list's length, or for bare
+/// integer labels one more than the largest of the configured lists (0 when none has one).
+pub(crate) fn label_count(cfg: &DatasetConfig) -> Result<usize> {
+    Ok(match cfg.format.info().classes {
+        ClassSource::Numbered(largest) => largest(cfg)?.map_or(0, |m| m + 1),
+        ClassSource::Fixed(names) => names.len(),
+        ClassSource::Read(read) => read(cfg)?.len(),
+    })
 }
 
 /// Resolves raw labels against `classes`. `own` is the dataset's own class list, which
@@ -297,7 +344,7 @@ pub(crate) fn find_annotations(
     let base = cfg
         .annotations
         .as_deref()
-        .expect("validated: non-mmaction formats have `annotations`");
+        .expect("validated: formats with official files have `annotations`");
     for c in candidates {
         let dir = if c.is_empty() {
             base.to_path_buf()

@@ -27,11 +27,30 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::{
-    Label, Listing, RawEntry, find_annotations, first_file, json_array_items, locate, problem,
-    read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, find_annotations, first_file,
+    json_array_items, locate, problem, read_text, split_file,
 };
-use crate::data::config::{DatasetConfig, Split};
+use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};
+
+/// Something-Something v2: classes from `labels.json`, never flipped.
+pub(crate) const FORMAT: FormatInfo = FormatInfo {
+    name: "ssv2",
+    folds: None,
+    media: Media::Videos,
+    media_only: None,
+    frame_template: None,
+    flip_refused: Some(
+        "Something-Something v2 classes name directions (\"Pushing something from \
+         left to right\"): a mirrored clip shows another class, so flipping is refused",
+    ),
+    classes: ClassSource::Read(classes),
+    files: Files::Official {
+        hint: "the folder holding `labels.json`, `train.json` and `validation.json`",
+        fixed_splits: None,
+    },
+    read,
+};
 
 const CANDIDATES: [&str; 3] = ["", "labels", "annotations"];
 
@@ -48,7 +67,7 @@ fn labels_dir(cfg: &DatasetConfig) -> Result<PathBuf> {
 }
 
 /// Class names in index order, from `labels.json`.
-pub(crate) fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
+fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
     let file = labels_dir(cfg)?.join("labels.json");
     let text = read_text(&file)?;
     let map: serde_json::Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
@@ -110,7 +129,7 @@ pub(crate) fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
 }
 
 /// Reads `train.json` ([`Split::Train`]) or `validation.json` ([`Split::Test`]).
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
+fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let file = split_file(cfg, split, |s| {
         let name = match s {
             Split::Test => "validation.json",

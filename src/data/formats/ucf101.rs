@@ -20,11 +20,27 @@
 use std::path::PathBuf;
 
 use super::{
-    Label, Listing, RawEntry, content_lines, find_annotations, first_file, locate_exact, problem,
-    read_text, split_file,
+    ClassSource, Files, FormatInfo, Label, Listing, RawEntry, content_lines, find_annotations,
+    first_file, locate_exact, problem, read_text, split_file,
 };
-use crate::data::config::{DatasetConfig, Split};
+use crate::data::config::{DatasetConfig, Media, Split};
 use crate::error::{Error, Result};
+
+/// UCF101: classes from `classInd.txt`, 3 splits.
+pub(crate) const FORMAT: FormatInfo = FormatInfo {
+    name: "ucf101",
+    folds: Some(3),
+    media: Media::Videos,
+    media_only: None,
+    frame_template: None,
+    flip_refused: None,
+    classes: ClassSource::Read(classes),
+    files: Files::Official {
+        hint: "the `ucfTrainTestlist` folder (holding `classInd.txt`)",
+        fixed_splits: None,
+    },
+    read,
+};
 
 fn list_dir(cfg: &DatasetConfig) -> Result<PathBuf> {
     find_annotations(
@@ -36,7 +52,7 @@ fn list_dir(cfg: &DatasetConfig) -> Result<PathBuf> {
 }
 
 /// Class names in label order, from `classInd.txt`; its indices must run 1, 2, 3 ...
-pub(crate) fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
+fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
     let file = list_dir(cfg)?.join("classInd.txt");
     let text = read_text(&file)?;
     let mut names = Vec::new();
@@ -63,7 +79,7 @@ pub(crate) fn classes(cfg: &DatasetConfig) -> Result<Vec<String>> {
 }
 
 /// Reads `trainlist0N.txt` or `testlist0N.txt` of the configured fold.
-pub(crate) fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
+fn read(cfg: &DatasetConfig, split: Split) -> Result<Listing> {
     let fold = cfg.fold.expect("validated: ucf101 has a fold");
     let file = split_file(cfg, split, |s| {
         let kind = if s == Split::Test { "test" } else { "train" };
