@@ -516,10 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => {
             let split: Split = split.parse().map_err(anyhow::Error::msg)?;
-            let views = match (temporal_views, spatial_views) {
-                (None, None) => None,
-                (t, s) => Some((t.unwrap_or(1), s.unwrap_or(1))),
-            };
+            let views = (temporal_views, spatial_views);
             let report =
                 experiment::evaluate(&checkpoint, split, views, out.as_deref(), progress, &device)?;
             print!("{report}");

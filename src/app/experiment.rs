@@ -437,7 +437,8 @@ fn evaluate_with(
     Ok((metrics, path))
 }
 
-/// Evaluates `checkpoint` on `split` with the test views of its run config (or `views`),
+/// Evaluates `checkpoint` on `split` with the test views of its run config (each of
+/// `views` = `(temporal, spatial)` that is given replaces the config's),
 /// writing `eval_<split>.json` and `confusion_<split>.png` to `out` (default: beside the
 /// checkpoint).
 ///
@@ -447,19 +448,18 @@ fn evaluate_with(
 pub fn evaluate(
     checkpoint: &Path,
     split: Split,
-    views: Option<(usize, usize)>,
+    views: (Option<usize>, Option<usize>),
     out: Option<&Path>,
     progress: bool,
     device: &Device,
 ) -> Result<EvalReport> {
-    if let Some((_, s)) = views {
+    let (temporal, spatial) = views;
+    if let Some(s) = spatial {
         check_spatial_views(s).map_err(|r| Error::Input(format!("--spatial-views {r}")))?;
     }
     let (_, mut cfg, prep) = load_model(checkpoint, device)?;
-    if let Some((t, s)) = views {
-        cfg.eval.temporal_views = t;
-        cfg.eval.spatial_views = s;
-    }
+    cfg.eval.temporal_views = temporal.unwrap_or(cfg.eval.temporal_views);
+    cfg.eval.spatial_views = spatial.unwrap_or(cfg.eval.spatial_views);
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());

@@ -119,22 +119,15 @@ impl SpatialSection {
 
 /// How a model is tested.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvalSettings {
     /// Temporal clips per video at test time (default 1).
-    #[serde(default = "one")]
     pub temporal_views: usize,
     /// Spatial crops per clip at test time: 1 (centre) or 3 (default 1).
-    #[serde(default = "one")]
     pub spatial_views: usize,
     /// Choose checkpoints on the test split, as peer DFER repositories do (default off:
     /// validation is separate). Reports say so when it is on.
-    #[serde(default)]
     pub val_on_test: bool,
-}
-
-fn one() -> usize {
-    1
 }
 
 impl Default for EvalSettings {
@@ -245,7 +238,9 @@ pub struct RunConfig {
     pub eval: EvalSettings,
 }
 
-/// Everything but `[data]`, which `DatasetConfig` reads itself.
+/// A run config as its file states it, before paths are resolved: `out` may be left out
+/// (then `runs/<config name>` beside the file), and `[data]` is read by
+/// [`DatasetConfig::from_toml_table`], whose defaults depend on the dataset's format.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Rest {

@@ -64,6 +64,11 @@ fn train_eval_predict_from_a_run_config() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("val: 6 clips"), "{}", text(&o));
     assert!(run.join("confusion_val.png").exists());
+    // The flag given replaces only its own count: the run config's 3 spatial views stay.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval_val.json")).unwrap()).unwrap();
+    assert_eq!(json["views"]["temporal"], 1, "{json}");
+    assert_eq!(json["views"]["spatial"], 3, "{json}");
 
     // predict: a frame folder with a timeline, and a missing input reported in its row.
     let clip = root.join("frames/test1");
