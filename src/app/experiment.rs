@@ -44,6 +44,20 @@ pub struct Prepared {
     pub spec: ClipSpec,
 }
 
+impl Prepared {
+    /// The run's model before training: the backbone, `cfg`'s method and a head over the
+    /// class map, initialised with the run's seed.
+    pub fn model(&self, cfg: &RunConfig, device: &Device) -> VideoClassifier {
+        VideoClassifier::new(
+            self.backbone.model.clone(),
+            &cfg.method,
+            self.classes.len(),
+            cfg.train.seed,
+            device,
+        )
+    }
+}
+
 /// Loads the backbone and class map of `cfg` and checks the method against the backbone.
 pub fn prepare(cfg: &RunConfig, config_path: &Path, device: &Device) -> Result<Prepared> {
     prepare_with(cfg, config_path, None, device)
@@ -235,13 +249,7 @@ pub fn train_run(
         Split::Val
     };
     let val = load_split(cfg, selected_on)?;
-    let model = VideoClassifier::new(
-        prep.backbone.model.clone(),
-        &cfg.method,
-        prep.classes.len(),
-        cfg.train.seed,
-        device,
-    );
+    let model = prep.model(cfg, device);
     let job = TrainJob {
         model,
         method: cfg.method.clone(),

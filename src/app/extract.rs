@@ -12,7 +12,7 @@ use crate::backbone::Backbone;
 use crate::data::Entry;
 use crate::data::config::Split;
 use crate::error::{Error, Result};
-use crate::methods::{self, Family, VideoClassifier};
+use crate::methods::{self, Family};
 use crate::train::cache::{
     CacheDtype, CacheKey, CacheViews, ExtractOptions, ExtractReport, extract,
 };
@@ -74,13 +74,7 @@ pub fn extract_run(
         }
     };
     let entries = split_entries(cfg, config_path, split)?;
-    let model = VideoClassifier::new(
-        prep.backbone.model.clone(),
-        &cfg.method,
-        prep.classes.len(),
-        cfg.train.seed,
-        device,
-    );
+    let model = prep.model(cfg, device);
     if model.levels_needed().is_empty() {
         return Err(Error::config(
             config_path,

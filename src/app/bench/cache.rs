@@ -15,7 +15,6 @@ use serde::Serialize;
 use crate::backbone::{VisionTransformer, VitConfig, save_vit_hf};
 use crate::data::config::Split;
 use crate::error::{Error, Result};
-use crate::methods::VideoClassifier;
 use crate::train::cache::{CacheDtype, CacheKey, CacheViews, ExtractOptions, extract};
 use crate::train::config::RunConfig;
 use crate::train::run::{TrainJob, train};
@@ -100,13 +99,7 @@ fn run(
     // The benchmark's spatial size is the backbone's unless the config says otherwise.
     let prep = crate::app::experiment::prepare(&cfg, config_path, device)?;
     let entries = crate::app::extract::split_entries(&cfg, config_path, Split::Train)?;
-    let model = VideoClassifier::new(
-        prep.backbone.model.clone(),
-        &cfg.method,
-        prep.classes.len(),
-        cfg.train.seed,
-        device,
-    );
+    let model = prep.model(&cfg, device);
     let epochs = epochs.max(1);
     let job = |out: PathBuf, cache: Option<PathBuf>| {
         let mut settings = cfg.train.clone();

@@ -39,8 +39,8 @@ pub(crate) const FORMAT: FormatInfo = FormatInfo {
     read,
 };
 
-/// Class names of labels 1..7, in label order.
-const CLASSES: [&str; 7] = [
+/// Class names of labels 1..7, in label order (FERV39k uses the same order).
+pub(super) const CLASSES: [&str; 7] = [
     "Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear",
 ];
 

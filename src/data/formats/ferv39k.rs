@@ -29,18 +29,13 @@ pub(crate) const FORMAT: FormatInfo = FormatInfo {
     media_only: None,
     frame_template: None,
     flip_refused: None,
-    classes: ClassSource::Fixed(&CLASSES),
+    classes: ClassSource::Fixed(&super::dfew::CLASSES),
     files: Files::Official {
         hint: "the `4_setups/All_scenes` folder (holding `train_All.csv`)",
         fixed_splits: None,
     },
     read,
 };
-
-/// The default class order (DFEW's).
-const CLASSES: [&str; 7] = [
-    "Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear",
-];
 
 fn official(cfg: &DatasetConfig, split: Split) -> Result<PathBuf> {
     let name = match split {
