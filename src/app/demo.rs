@@ -438,13 +438,15 @@ fn pretrain_image_model(
                     .reduce(|a, b| a + b)
                     .expect("at least one factor")
             };
-            let value = loss
-                .clone()
-                .into_data()
-                .iter::<f32>()
-                .next()
-                .unwrap_or(f32::NAN);
-            model = stepper.backward(model, loss, true).0;
+            let (m, micro) = stepper.backward(model, loss, true);
+            model = m;
+            let value = micro.loss;
+            if !value.is_finite() {
+                return Err(Error::Input(format!(
+                    "the demo's image classifier diverged (training loss {value} at step {}); try another --seed",
+                    stepper.optim.step
+                )));
+            }
             bar.set_message(format!("loss {value:.3}"));
             bar.inc(1);
         }

@@ -157,14 +157,7 @@ impl AdamW {
             .map(|(k, g)| (k, g / n))
             .collect();
         buffer.micro_batches = 0;
-        let norm = grads
-            .values()
-            .map(|g| {
-                let s = g.clone().powf_scalar(2.0).sum();
-                s.into_data().iter::<f32>().next().unwrap_or(0.0) as f64
-            })
-            .sum::<f64>()
-            .sqrt();
+        let norm = global_norm(&grads);
         let clip = if cfg.clip_grad_norm > 0.0 && norm > cfg.clip_grad_norm {
             (cfg.clip_grad_norm / (norm + 1e-6)) as f32
         } else {
@@ -188,6 +181,25 @@ impl AdamW {
         let model = model.map(&mut mapper);
         (model, norm)
     }
+}
+
+/// The global L2 norm of `grads`: each tensor's sum of squares in f32 on its device, all of
+/// them read back in one transfer (one wait for the device, however many tensors), summed in
+/// f64 in path order.
+fn global_norm(grads: &BTreeMap<String, Tensor<1>>) -> f64 {
+    let sums: Vec<Tensor<1>> = grads
+        .values()
+        .map(|g| g.clone().powf_scalar(2.0).sum())
+        .collect();
+    if sums.is_empty() {
+        return 0.0;
+    }
+    Tensor::cat(sums, 0)
+        .into_data()
+        .iter::<f32>()
+        .map(f64::from)
+        .sum::<f64>()
+        .sqrt()
 }
 
 struct Update<'a> {
@@ -249,6 +261,7 @@ impl ModuleMapper for Update<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
 
     fn cfg() -> OptimConfig {
         OptimConfig {
@@ -274,5 +287,18 @@ mod tests {
         assert!((c.lr_at(7) - 0.5).abs() < 1e-12, "half way down the cosine");
         assert!(c.lr_at(12).abs() < 1e-12);
         assert!(c.lr_at(50).abs() < 1e-12, "stays at min_lr past the end");
+    }
+
+    #[test]
+    fn global_norm_reads_every_tensor_in_one_transfer() {
+        let device = burn::tensor::Device::flex();
+        let t =
+            |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+        let grads = BTreeMap::from([
+            ("a".to_string(), t(vec![3.0, 0.0])),
+            ("b".to_string(), t(vec![0.0, 4.0, 12.0])),
+        ]);
+        assert_eq!(global_norm(&grads), 13.0);
+        assert_eq!(global_norm(&BTreeMap::new()), 0.0);
     }
 }

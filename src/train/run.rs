@@ -413,12 +413,9 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 s.label_smoothing,
                 Some(seed),
             )?;
-            let value = loss
-                .clone()
-                .into_data()
-                .iter::<f32>()
-                .next()
-                .unwrap_or(f32::NAN) as f64;
+            let (m, micro) = stepper.backward(model, loss, i == total);
+            model = m;
+            let value = micro.loss;
             if !value.is_finite() {
                 pb.abandon();
                 return Err(Error::Diverged {
@@ -428,12 +425,10 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                     last_good: last_path,
                 });
             }
-            let (m, stepped) = stepper.backward(model, loss, i == total);
-            model = m;
             loss_sum += value;
             loss_n += 1;
             clips_in_step += targets.len();
-            if let Some(norm) = stepped {
+            if let Some(norm) = micro.grad_norm {
                 let dt = t0.elapsed().as_secs_f64();
                 timed_steps += 1;
                 timed_secs += dt;

@@ -72,22 +72,44 @@ impl Stepper {
 
     /// Backpropagates `loss` through `model` and accumulates the trainable parameters'
     /// gradients; when `accumulate` micro-batches are in, or `flush` is set (an epoch's last
-    /// micro-batch), updates the parameters. Returns the model and, when it was updated, the
-    /// gradient norm before clipping. The gradients are dropped before the update, so the
-    /// backward pass's memory is free while the optimiser runs.
+    /// micro-batch), updates the parameters.
+    ///
+    /// The loss value is read back after the backward pass is queued, so a GPU is not left
+    /// idle waiting for it; a loss that is not finite updates nothing (the caller stops, see
+    /// [`MicroStep::loss`]). The gradients are dropped before the update, so the backward
+    /// pass's memory is free while the optimiser runs. Device syncs per update: this read and
+    /// the optimiser's one read of the gradient norm.
     pub fn backward<M: Module>(
         &mut self,
         model: M,
         loss: Tensor<1>,
         flush: bool,
-    ) -> (M, Option<f64>) {
-        let grads = loss.backward();
+    ) -> (M, MicroStep) {
+        let grads = loss.clone().backward();
         self.buffer.accumulate(&model, &grads);
         drop(grads);
-        if self.buffer.micro_batches() < self.accumulate && !flush {
-            return (model, None);
+        let loss = loss
+            .into_data()
+            .iter::<f32>()
+            .next()
+            .map_or(f64::NAN, f64::from);
+        let due = self.buffer.micro_batches() >= self.accumulate || flush;
+        if !loss.is_finite() || !due {
+            let grad_norm = None;
+            return (model, MicroStep { loss, grad_norm });
         }
         let (model, norm) = self.optim.step(model, &mut self.buffer, &self.cfg);
-        (model, Some(norm))
+        let grad_norm = Some(norm);
+        (model, MicroStep { loss, grad_norm })
     }
+}
+
+/// What one micro-batch's backward pass gave.
+#[derive(Debug, Clone, Copy)]
+pub struct MicroStep {
+    /// The micro-batch's loss. When it is not finite (NaN, infinite) the parameters were not
+    /// updated and training must stop: its last checkpoint still holds the last good state.
+    pub loss: f64,
+    /// The gradient norm before clipping, when this micro-batch completed an update.
+    pub grad_norm: Option<f64>,
 }
