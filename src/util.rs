@@ -50,10 +50,10 @@ pub fn same_context<const D: usize, const E: usize>(
     }
 }
 
-/// The `tracing` target of progress lines meant for the person running a command (an epoch's
-/// summary, a demo stage, a fold starting): library code emits them at `info` level with this
-/// target instead of printing, and the binary prints them plainly on stderr unless `--quiet`
-/// (see `app::init_logging`).
+/// The `tracing` target of lines meant for the person running a command: progress at `info`
+/// (an epoch's summary, a demo stage, a fold starting) and notes at `warn` (what a command
+/// left out and why). Library code emits them with this target instead of printing; the
+/// binary prints them plainly on stderr, progress unless `--quiet` (see `app::init_logging`).
 pub const PROGRESS: &str = "vidapter::progress";
 
 /// A progress bar with `template` over `len` steps, or a hidden one when `show` is false

@@ -136,7 +136,7 @@ pub fn data_check(
     let cfg = DatasetConfig::from_toml_file(config)?;
     let frames = clip_frames(config, opts.frames)?;
     if progress {
-        eprintln!("checking {frames} frames per clip (--frames to change)");
+        tracing::info!(target: crate::util::PROGRESS, "checking {frames} frames per clip (--frames to change)");
     }
     let splits = match opts.split.as_str() {
         "all" => cfg.splits(),
@@ -162,7 +162,8 @@ pub fn data_check(
                     let done = report::merge(&reports);
                     check::write_bad_list(&done, &bad_list)?;
                     let n = done.findings.len();
-                    eprintln!(
+                    tracing::warn!(
+                        target: crate::util::PROGRESS,
                         "{n} {} of the splits checked before listed in {}",
                         entries(n),
                         bad_list.display()

@@ -220,7 +220,8 @@ fn load_split(cfg: &RunConfig, split: Split) -> Result<Arc<Vec<Entry>>> {
     }
     if !ds.problems.is_empty() {
         tracing::warn!(
-            "{} annotation problem(s) in the {split} split were skipped (run `vidapter data check` for the list)",
+            target: crate::util::PROGRESS,
+            "note: {} annotation problem(s) in the {split} split were skipped (run `vidapter data check` for the list)",
             ds.problems.len()
         );
     }

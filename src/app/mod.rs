@@ -27,9 +27,10 @@ pub mod synth;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::prelude::*;
 
-/// Sends the library's `tracing` events to stderr: progress lines ([`crate::util::PROGRESS`]
-/// at `info`) as plain lines unless `quiet`; everything else as `RUST_LOG` says (default:
-/// warnings and errors), with level and target.
+/// Sends the library's `tracing` events to stderr: lines for the person at the terminal
+/// ([`crate::util::PROGRESS`]) plainly, progress (`info`) unless `quiet` and notes (`warn`)
+/// always; everything else as `RUST_LOG` says (default: warnings and errors), with level and
+/// target.
 pub fn init_logging(quiet: bool) {
     let is_progress = |m: &tracing::Metadata<'_>| m.target() == crate::util::PROGRESS;
     let progress = tracing_subscriber::fmt::layer()
@@ -38,7 +39,7 @@ pub fn init_logging(quiet: bool) {
         .with_level(false)
         .with_target(false)
         .with_filter(filter_fn(is_progress).and(if quiet {
-            LevelFilter::OFF
+            LevelFilter::WARN
         } else {
             LevelFilter::INFO
         }));

@@ -98,7 +98,8 @@ impl BackboneBench {
         let python = if python_has_torch(&python) {
             Some(python)
         } else {
-            eprintln!(
+            tracing::warn!(
+                target: crate::util::PROGRESS,
                 "note: `{python}` cannot import torch and transformers; timing vidapter only"
             );
             None
@@ -306,7 +307,7 @@ impl DataBench {
     pub fn with_python(videos: usize, seconds: usize, repeats: usize, python: String) -> Self {
         let has_torch = python_has_torch(&python);
         if !has_torch {
-            eprintln!("note: `{python}` cannot import torch; timing vidapter only");
+            tracing::warn!(target: crate::util::PROGRESS, "note: `{python}` cannot import torch; timing vidapter only");
         }
         DataBench {
             videos,

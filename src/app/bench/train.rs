@@ -304,7 +304,7 @@ impl TrainBench {
         }
         let torch = torch.map(|python| find_torch(&python));
         if let Some(Err(why)) = &torch {
-            eprintln!("note: {why}; timing vidapter only");
+            tracing::warn!(target: crate::util::PROGRESS, "note: {why}; timing vidapter only");
         }
         Ok(TrainBench {
             methods,
