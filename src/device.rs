@@ -72,15 +72,70 @@ fn vulkan(_index: usize, name: &str) -> Result<Device> {
     )))
 }
 
+/// CUDA GPU `index`, after asking the driver that it exists: without the check, a machine
+/// without the CUDA driver or that GPU panics inside burn at the first tensor operation.
 #[cfg(feature = "cuda")]
-fn cuda(index: usize, _name: &str) -> Result<Device> {
+fn cuda(index: usize, name: &str) -> Result<Device> {
+    let count = cuda_gpus().map_err(|why| {
+        Error::Device(format!(
+            "--device `{name}`: {why}. `nvidia-smi` lists the GPUs the driver sees; `--device cpu` runs without one"
+        ))
+    })?;
+    if index >= count {
+        return Err(Error::Device(format!(
+            "--device `{name}`: the CUDA driver sees {count} GPU(s), numbered from 0"
+        )));
+    }
     Ok(Device::cuda(index))
+}
+
+/// How many GPUs the CUDA driver sees (`cuInit`, `cuDeviceGetCount` of `libcuda.so.1`), asked
+/// once per process; the library stays loaded, as burn's CUDA backend loads it again.
+#[cfg(feature = "cuda")]
+fn cuda_gpus() -> std::result::Result<usize, String> {
+    use std::sync::OnceLock;
+    static GPUS: OnceLock<std::result::Result<usize, String>> = OnceLock::new();
+    GPUS.get_or_init(|| {
+        type Init = unsafe extern "C" fn(u32) -> i32;
+        type Count = unsafe extern "C" fn(*mut i32) -> i32;
+        // SAFETY: loading the driver runs its initialisers, as cudarc does when burn first
+        // uses the device; the two symbols have these C signatures in the CUDA driver API.
+        unsafe {
+            let lib = libloading::Library::new("libcuda.so.1")
+                .or_else(|_| libloading::Library::new("libcuda.so"))
+                .map_err(|e| format!("cannot load the CUDA driver library libcuda.so.1 ({e})"))?;
+            let init: libloading::Symbol<Init> = lib
+                .get(b"cuInit\0")
+                .map_err(|e| format!("libcuda has no cuInit ({e})"))?;
+            let count: libloading::Symbol<Count> = lib
+                .get(b"cuDeviceGetCount\0")
+                .map_err(|e| format!("libcuda has no cuDeviceGetCount ({e})"))?;
+            // CUDA_ERROR_NO_DEVICE
+            const NO_DEVICE: i32 = 100;
+            let gpus = match init(0) {
+                0 => {
+                    let mut n = 0i32;
+                    match count(&mut n) {
+                        0 => Ok(usize::try_from(n).unwrap_or(0)),
+                        rc => Err(format!("cuDeviceGetCount failed with CUDA error {rc}")),
+                    }
+                }
+                NO_DEVICE => Ok(0),
+                rc => Err(format!(
+                    "the CUDA driver failed to start (cuInit: CUDA error {rc})"
+                )),
+            };
+            std::mem::forget(lib);
+            gpus
+        }
+    })
+    .clone()
 }
 
 #[cfg(not(feature = "cuda"))]
 fn cuda(_index: usize, name: &str) -> Result<Device> {
     Err(Error::Device(format!(
-        "--device `{name}`: this vidapter was built without CUDA support; rebuild with `cargo build --release --features cuda` (needs internet access at build time)"
+        "--device `{name}`: this vidapter was built without CUDA support; rebuild with `bash scripts/install-cuda-llvm.sh && cargo build --release --features cuda`"
     )))
 }
 
@@ -117,5 +172,16 @@ mod tests {
     fn bad_index_is_explained() {
         let err = parse("cuda:x").unwrap_err().to_string();
         assert!(err.contains("GPU index"), "{err}");
+    }
+
+    /// A GPU index no machine here has, or no CUDA driver at all: an error naming the device
+    /// (cudarc would panic on burn's device thread).
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn missing_cuda_gpu_is_an_error() {
+        for _ in 0..2 {
+            let err = parse("cuda:99").unwrap_err().to_string();
+            assert!(err.contains("cuda:99"), "{err}");
+        }
     }
 }
