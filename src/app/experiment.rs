@@ -26,8 +26,8 @@ use crate::data::transform::{View, clip_to_tensor};
 use crate::data::{ClassMap, Entry, Source};
 use crate::error::{Error, Result};
 use crate::eval::{self, FoldSummary, Metrics};
-use crate::methods::VideoClassifier;
-use crate::train::checkpoint;
+use crate::methods::{MethodConfig, VideoClassifier};
+use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::config::{RunConfig, check_spatial_views};
 use crate::train::predict::predict_probs;
 use crate::train::run::{TrainJob, TrainSummary};
@@ -274,10 +274,13 @@ pub fn train_run(
     let summary = crate::train::train(job, device, opts.resume, opts.progress)?;
     plot_training(&cfg.out)?;
     let test = if has_test && summary.epochs == cfg.train.epochs {
+        // The run's own backbone, loaded and hashed once: only the checkpoint is read again.
         let best = cfg.out.join("best.safetensors");
+        let model = checkpoint_model(&prep, &cfg.method, &checkpoint::load(&best)?, &best, device)?;
         let (m, _) = evaluate_with(
             &prep,
             cfg,
+            &model,
             &best,
             Split::Test,
             &cfg.out,
@@ -344,39 +347,54 @@ pub fn load_model(
             )
         })?;
     let prep = prepare_with(&cfg, checkpoint, Some(ckpt.meta.classes.clone()), device)?;
+    let model = checkpoint_model(&prep, &cfg.method, &ckpt, checkpoint, device)?;
+    Ok((model, cfg, prep))
+}
+
+/// The model `ckpt` (read from `path`) holds, built on `prep`'s backbone, which must be the
+/// one the checkpoint records.
+fn checkpoint_model(
+    prep: &Prepared,
+    method: &MethodConfig,
+    ckpt: &Checkpoint,
+    path: &Path,
+    device: &Device,
+) -> Result<VideoClassifier> {
     if prep.backbone_id.sha256 != ckpt.meta.backbone.sha256 {
         return Err(Error::Input(format!(
             "{}: trained on backbone `{}` ({}, sha256 {}), but `{}` now holds different weights ({}, sha256 {}); adapters only work with the backbone they were trained on",
-            checkpoint.display(),
+            path.display(),
             ckpt.meta.backbone.spec,
             ckpt.meta.backbone.summary,
             crate::util::short_digest(&ckpt.meta.backbone.sha256),
-            cfg.backbone,
+            prep.backbone_id.spec,
             prep.backbone_id.summary,
             crate::util::short_digest(&prep.backbone_id.sha256)
         )));
     }
     let model = VideoClassifier::new(
         prep.backbone.model.clone(),
-        &cfg.method,
+        method,
         ckpt.meta.classes.len(),
         0,
         device,
     );
-    let model = ckpt.apply(model, checkpoint)?;
-    Ok((model, cfg, prep))
+    ckpt.apply(model, path)
 }
 
+/// Tests `model`, read from `checkpoint`, on `split` with `cfg`'s test views; writes
+/// `eval_<split>.json` and `confusion_<split>.png` to `out`.
+#[allow(clippy::too_many_arguments)]
 fn evaluate_with(
     prep: &Prepared,
     cfg: &RunConfig,
+    model: &VideoClassifier,
     checkpoint: &Path,
     split: Split,
     out: &Path,
     progress: bool,
     device: &Device,
 ) -> Result<(Metrics, PathBuf)> {
-    let (model, _, _) = load_model(checkpoint, device)?;
     let entries = load_split(cfg, split)?;
     if entries.is_empty() {
         return Err(Error::Input(format!(
@@ -402,7 +420,7 @@ fn evaluate_with(
         progress,
     );
     let p = predict_probs(
-        &model,
+        model,
         entries,
         Arc::new(prep.spec.clone()),
         &loader,
@@ -466,13 +484,15 @@ pub fn evaluate(
     if let Some(s) = spatial {
         check_spatial_views(s).map_err(|r| Error::Input(format!("--spatial-views {r}")))?;
     }
-    let (_, mut cfg, prep) = load_model(checkpoint, device)?;
+    let (model, mut cfg, prep) = load_model(checkpoint, device)?;
     cfg.eval.temporal_views = temporal.unwrap_or(cfg.eval.temporal_views);
     cfg.eval.spatial_views = spatial.unwrap_or(cfg.eval.spatial_views);
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());
-    let (metrics, json) = evaluate_with(&prep, &cfg, checkpoint, split, &out, progress, device)?;
+    let (metrics, json) = evaluate_with(
+        &prep, &cfg, &model, checkpoint, split, &out, progress, device,
+    )?;
     Ok(EvalReport {
         split,
         metrics,
