@@ -50,6 +50,16 @@ pub fn same_context<const D: usize, const E: usize>(
     }
 }
 
+/// `names` comma-separated, with `last` before the last one, for messages: `["a", "b", "c"]`
+/// with `" or "` is `a, b or c`.
+pub fn listed(names: &[&str], last: &str) -> String {
+    match names.split_last() {
+        Some((tail, [])) => tail.to_string(),
+        Some((tail, rest)) => format!("{}{last}{tail}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// The `tracing` target of lines meant for the person running a command: progress at `info`
 /// (an epoch's summary, a demo stage, a fold starting) and notes at `warn` (what a command
 /// left out and why). Library code emits them with this target instead of printing; the
@@ -296,4 +306,17 @@ pub fn check_tensor_sum(
 /// Peak resident set size of this process so far (Linux `VmHWM`), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     proc_status_bytes("VmHWM")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_read_as_sentences() {
+        assert_eq!(listed(&["a", "b", "c"], " and "), "a, b and c");
+        assert_eq!(listed(&["a", "b"], " or "), "a or b");
+        assert_eq!(listed(&["a"], " or "), "a");
+        assert_eq!(listed(&[], " or "), "");
+    }
 }

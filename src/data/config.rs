@@ -63,10 +63,7 @@ impl Format {
             .filter(|f| f.folds().is_some())
             .map(Format::name)
             .collect();
-        match names.split_last() {
-            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-            _ => names.join(""),
-        }
+        crate::util::listed(&names, " or ")
     }
 
     /// The name used in TOML (`mmaction_video`, `dfew`, ...).

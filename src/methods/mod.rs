@@ -186,16 +186,7 @@ pub fn names_of(family: Option<Family>, last: &str) -> String {
         .filter(|m| family.is_none_or(|f| m.family == f))
         .map(|m| m.name)
         .collect();
-    listed(&names, last)
-}
-
-/// `names` comma-separated, with `last` before the last one.
-fn listed(names: &[&str], last: &str) -> String {
-    match names.split_last() {
-        Some((tail, [])) => tail.to_string(),
-        Some((tail, rest)) => format!("{}{last}{tail}", rest.join(", ")),
-        None => String::new(),
-    }
+    crate::util::listed(&names, last)
 }
 
 /// Where in a block an adapter sits.
@@ -414,10 +405,6 @@ mod tests {
 
     #[test]
     fn method_lists_read_as_sentences() {
-        assert_eq!(listed(&["a", "b", "c"], " and "), "a, b and c");
-        assert_eq!(listed(&["a", "b"], " or "), "a or b");
-        assert_eq!(listed(&["a"], " or "), "a");
-        assert_eq!(listed(&[], " or "), "");
         let side = names_of(Some(Family::SideBranch), ", ");
         for m in METHODS {
             assert_eq!(
