@@ -12,7 +12,8 @@
 //!   identity and hidden-state extraction; [`device`]: `--device`;
 //! - [`methods`]: FE-Adapter, ST-Adapter, M-adapter, EVL, full fine-tuning, the linear probe;
 //!   the video classifier; [`eval`]: metrics (UAR, WAR, top-k), multi-view aggregation,
-//!   plots, report tables, tensor comparison;
+//!   plots, report tables, tensor comparison; [`faces`]: face detection, tracking,
+//!   alignment and drawing for raw video;
 //! - [`train`]: run config, loss, optimiser, schedules, checkpoints, the feature cache, the
 //!   training loop;
 //! - [`app`]: each subcommand (train/eval/predict/kfold, extract, demo, bench).
@@ -25,6 +26,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod faces;
 pub mod methods;
 pub mod train;
 pub mod util;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Each top-level module and its layer; a module may use modules of lower layers only.
-const LAYERS: [(&str, usize); 9] = [
+const LAYERS: [(&str, usize); 10] = [
     ("error", 0),
     ("util", 1),
     ("data", 2),
@@ -14,6 +14,7 @@ const LAYERS: [(&str, usize); 9] = [
     ("device", 2),
     ("eval", 3),
     ("methods", 3),
+    ("faces", 3),
     ("train", 4),
     ("app", 5),
 ];
