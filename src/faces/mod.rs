@@ -5,6 +5,8 @@
 //! x to the right, y down, origin at the top-left corner of the top-left pixel, so the
 //! centre of pixel `(i, j)` is `(i + 0.5, j + 0.5)`.
 
+pub mod detect;
+
 use serde::{Deserialize, Serialize};
 
 /// One face found in one frame.

@@ -13,6 +13,7 @@ mod data_formats;
 mod data_loader;
 mod demo;
 mod eval_plots;
+mod faces_detect;
 mod fuzz;
 mod layers;
 mod method_parity;
