@@ -24,12 +24,12 @@ const MAX_ABS_DIFF: u8 = 2;
 
 /// Runs `ffmpeg <args> <output>` quietly; panics with its stderr if it fails. `args` is split
 /// at whitespace (no argument holds a space); paths are passed apart.
-fn ffmpeg(args: &str, output: &Path) {
+pub(crate) fn ffmpeg(args: &str, output: &Path) {
     run_ffmpeg(None, args, output);
 }
 
 /// Runs `ffmpeg -i <input> <args> <output>` (see [`ffmpeg`]).
-fn ffmpeg_in(input: &Path, args: &str, output: &Path) {
+pub(crate) fn ffmpeg_in(input: &Path, args: &str, output: &Path) {
     run_ffmpeg(Some(input), args, output);
 }
 
@@ -50,7 +50,7 @@ fn run_ffmpeg(input: Option<&Path>, args: &str, output: &Path) {
 }
 
 /// Whether the `ffmpeg` tool has an encoder.
-fn has_encoder(name: &str) -> bool {
+pub(crate) fn has_encoder(name: &str) -> bool {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-encoders"])
         .output()
@@ -61,7 +61,7 @@ fn has_encoder(name: &str) -> bool {
 }
 
 /// A 30-frame 96x64 test pattern encoded with `codec_args` into `dir/name`.
-fn make_video(dir: &Path, name: &str, codec_args: &str) -> PathBuf {
+pub(crate) fn make_video(dir: &Path, name: &str, codec_args: &str) -> PathBuf {
     let path = dir.join(name);
     let source = "-f lavfi -i testsrc2=size=96x64:rate=25 -frames:v 30";
     ffmpeg(&format!("{source} {codec_args}"), &path);
@@ -658,7 +658,7 @@ fn assert_fails(path: &Path, kind: DecodeErrorKind) {
 }
 
 /// The first half of `path`'s bytes, as `half_<name>` beside it.
-fn truncate_half(path: &Path) -> PathBuf {
+pub(crate) fn truncate_half(path: &Path) -> PathBuf {
     let bytes = std::fs::read(path).unwrap();
     let out = path.with_file_name(format!(
         "half_{}",
