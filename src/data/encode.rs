@@ -376,17 +376,21 @@ impl VideoWriter {
             )));
         };
         let codec = VideoCodec::detect()?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "video.mp4".into());
+        let Some(name) = path.file_name() else {
+            return Err(Error::Input(format!(
+                "{}: not a file name to write a video to",
+                path.display()
+            )));
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.tmp{}-{n}", std::process::id()));
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp{}-{n}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let (cw, ch) = (width + width % 2, height + height % 2);
         let encoder = Encoder::create(
             &tmp,

@@ -29,7 +29,7 @@ pub(crate) fn ffmpeg(args: &str, output: &Path) {
 }
 
 /// Runs `ffmpeg -i <input> <args> <output>` (see [`ffmpeg`]).
-pub(crate) fn ffmpeg_in(input: &Path, args: &str, output: &Path) {
+fn ffmpeg_in(input: &Path, args: &str, output: &Path) {
     run_ffmpeg(Some(input), args, output);
 }
 
@@ -281,9 +281,7 @@ fn full_range_stream_keeps_full_range() {
 #[test]
 fn rotated_phone_video_is_turned_upright() {
     let dir = vidapter::util::tempdir().unwrap();
-    let plain = make_video(dir.path(), "plain.mp4", "-pix_fmt yuv420p -c:v libx264");
-    let rotated = dir.path().join("rotated.mp4");
-    ffmpeg_in(&plain, "-c copy -metadata:s:v rotate=90", &rotated);
+    let rotated = rotated_video(dir.path());
     let d = assert_matches_cli(&rotated);
     assert_eq!((d.frames[0].width, d.frames[0].height), (64, 96));
     assert_eq!((d.info.width, d.info.height), (64, 96));
@@ -299,6 +297,15 @@ fn rotated_phone_video_is_turned_upright() {
     let (d, _) = decode_all(&rotated, &raw);
     assert_eq!((d.frames[0].width, d.frames[0].height), (96, 64));
     assert_eq!(d.info.rotation, 0);
+}
+
+/// A phone video: the H.264 test pattern with a display matrix of 90 degrees
+/// counter-clockwise (`rotate=90`), as `dir/rotated.mp4`.
+pub(crate) fn rotated_video(dir: &Path) -> PathBuf {
+    let plain = make_video(dir, "plain.mp4", "-pix_fmt yuv420p -c:v libx264");
+    let rotated = dir.join("rotated.mp4");
+    ffmpeg_in(&plain, "-c copy -metadata:s:v rotate=90", &rotated);
+    rotated
 }
 
 // ----------------------------------------------------------------------------------------

@@ -75,7 +75,11 @@ fn odd_sized_video_at_ntsc_rate_round_trips() {
     let mut reader = VideoReader::open(&path, &DecodeOptions::default()).unwrap();
     assert_eq!((reader.width(), reader.height()), (162, 98));
     assert!((reader.fps() - 29.97).abs() < 1e-3, "{}", reader.fps());
-    assert!((reader.fps() - 30000.0 / 1001.0).abs() < 1e-9, "{}", reader.fps());
+    assert!(
+        (reader.fps() - 30000.0 / 1001.0).abs() < 1e-9,
+        "{}",
+        reader.fps()
+    );
     assert_eq!(reader.frame_count_hint(), Some(30));
     let got: Vec<Frame> = reader.by_ref().map(Result::unwrap).collect();
     assert_eq!(reader.damage(), None);
@@ -141,7 +145,12 @@ fn unfinished_writer_leaves_no_file() {
     assert_eq!(std::fs::read(&path).unwrap(), b"old");
     // Finishing without a frame writes nothing either.
     let other = dir.path().join("none.mp4");
-    assert!(VideoWriter::create(&other, 64, 48, 25.0).unwrap().finish().is_err());
+    assert!(
+        VideoWriter::create(&other, 64, 48, 25.0)
+            .unwrap()
+            .finish()
+            .is_err()
+    );
     assert_eq!(listing(dir.path()), ["out.mp4"]);
 }
 

@@ -209,36 +209,38 @@ impl VideoReader {
             Ok(f) => f,
             Err(e) => return Err(self.fail(e, capture)),
         };
-        if errors > 0 && !self.allow_damaged {
-            self.demuxer = None;
-            let header = self
-                .info
-                .header_frames
-                .map_or(String::new(), |h| format!(" of the {h} the header states"));
-            let e = DecodeError::new(
-                &self.path,
+        let refused = if errors > 0 && !self.allow_damaged {
+            let of = self.header_note(" of the {} the header states");
+            let done = self.info.decoded_frames;
+            Some((
                 Kind::Damaged,
                 format!(
-                    "{errors} decode error(s) after {} frame(s){header}: a truncated or \
-                     damaged file (allow damaged videos to read on)",
-                    self.info.decoded_frames
+                    "{errors} decode error(s) after {done} frame(s){of}: a truncated or \
+                     damaged file (allow damaged videos to read on)"
                 ),
-            );
-            return Err(self.fail(e, capture));
-        }
-        if frame.is_none() && stats.frames == 0 {
-            let header = self
-                .info
-                .header_frames
-                .map_or(String::new(), |h| format!("; the header claims {h} frames"));
-            let e = DecodeError::new(
-                &self.path,
+            ))
+        } else if frame.is_none() && stats.frames == 0 {
+            let claims = self.header_note("; the header claims {} frames");
+            Some((
                 Kind::NoFrames,
-                format!("no frame decodes ({errors} decode errors{header})"),
-            );
+                format!("no frame decodes ({errors} decode errors{claims})"),
+            ))
+        } else {
+            None
+        };
+        if let Some((kind, reason)) = refused {
+            let e = DecodeError::new(&self.path, kind, reason);
             return Err(self.fail(e, capture));
         }
         Ok(frame)
+    }
+
+    /// `template` with its `{}` replaced by the header's frame count; empty when it states
+    /// none.
+    fn header_note(&self, template: &str) -> String {
+        self.info
+            .header_frames
+            .map_or(String::new(), |h| template.replace("{}", &h.to_string()))
     }
 
     /// `e` with FFmpeg's messages so far; the stream ends.
