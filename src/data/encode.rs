@@ -12,10 +12,10 @@
 //!   frame period long (without durations the MP4 muxer ends the track at the last frame's
 //!   start and decoders drop that frame), and flushes the encoder at the end.
 //!
-//! The settings differ by use ([`Settings`]): `data::synth` encodes deterministically
-//! (fixed quantiser, one thread; see its `encode.rs`), users' videos with
-//! [`Settings::for_users`] (libx264 CRF 20, preset veryfast, threads as FFmpeg picks;
-//! MPEG-4 at quantiser 3).
+//! The settings differ by use (the crate-internal `Settings`): `data::synth` encodes
+//! deterministically (fixed quantiser, one thread; see its `encode.rs`), users' videos as
+//! [`VideoWriter`] says (libx264 CRF 20, preset veryfast, threads as FFmpeg picks; MPEG-4 at
+//! quantiser 3).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

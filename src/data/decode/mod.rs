@@ -72,7 +72,8 @@ impl fmt::Debug for Frame {
 /// Decoder settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodeOptions {
-    /// Wall-clock limit for one [`decode`] call (all its passes). Past it the decode stops with
+    /// Wall-clock limit for one [`decode`] call (all its passes); for a [`VideoReader`], for
+    /// its `open` and for each frame it yields, on their own. Past it the decode stops with
     /// [`DecodeErrorKind::Timeout`]. Checked between packets and inside FFmpeg's I/O through
     /// its interrupt callback. Default 60 s.
     pub timeout: Duration,
