@@ -546,6 +546,33 @@ pub fn write_jpeg(path: &Path, frame: &Frame, quality: u8) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::decode::{DecodeOptions, VideoReader};
+
+    /// The users' settings of both encoders write every frame, readable at the coded size
+    /// (VideoWriter itself only ever gets libx264 where FFmpeg has it).
+    #[test]
+    fn user_settings_of_both_encoders_round_trip() {
+        let dir = crate::util::tempdir().unwrap();
+        let (w, h) = (48, 32);
+        let data: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8).collect();
+        for codec in [VideoCodec::X264, VideoCodec::Mpeg4] {
+            if encoder::find_by_name(codec.encoder_name()).is_none() {
+                continue;
+            }
+            let path = dir.path().join(format!("{codec:?}.mp4"));
+            let settings = Settings::for_users(codec);
+            let mut enc =
+                Encoder::create(&path, &path, w, h, Rational(30000, 1001), &settings).unwrap();
+            for _ in 0..10 {
+                enc.write_rgb(&data, w, h).unwrap();
+            }
+            enc.finish().unwrap();
+            let reader = VideoReader::open(&path, &DecodeOptions::default()).unwrap();
+            assert_eq!((reader.width(), reader.height()), (w, h), "{codec:?}");
+            assert!((reader.fps() - 30000.0 / 1001.0).abs() < 1e-9, "{codec:?}");
+            assert_eq!(reader.filter(Result::is_ok).count(), 10, "{codec:?}");
+        }
+    }
 
     #[test]
     fn fps_fractions_are_exact() {

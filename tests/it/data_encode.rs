@@ -7,19 +7,21 @@ use std::path::Path;
 use vidapter::data::decode::{DecodeOptions, Frame, VideoReader};
 use vidapter::data::encode::{VideoWriter, write_jpeg};
 
-/// Frame `t` of a test clip: smooth colour gradients with a bright square moving right.
+/// Frame `t` of a test clip: smooth colour gradients with a light grey square moving right
+/// (like camera footage, little chroma detail: 4:2:0 halves the chroma resolution, and
+/// saturated colour edges alone would cap the PSNR near 30 dB whatever the encoder does).
 fn pattern(t: usize, width: usize, height: usize) -> Frame {
     let mut data = Vec::with_capacity(width * height * 3);
     for y in 0..height {
         for x in 0..width {
             let inside = (20..50).contains(&y) && (4 * t + 10..4 * t + 40).contains(&x);
             let px = if inside {
-                [230, 220, 60]
+                [235, 235, 235]
             } else {
                 [
                     (x * 255 / width) as u8,
                     (y * 255 / height) as u8,
-                    ((x + y + 3 * t) % 256) as u8 / 2 + 40,
+                    ((x + y + 3 * t) / 2 + 40).min(255) as u8,
                 ]
             };
             data.extend_from_slice(&px);
@@ -84,11 +86,12 @@ fn odd_sized_video_at_ntsc_rate_round_trips() {
     let got: Vec<Frame> = reader.by_ref().map(Result::unwrap).collect();
     assert_eq!(reader.damage(), None);
     assert_eq!(got.len(), 30);
-    let mut worst = f64::INFINITY;
+    let (mut worst, mut total) = (f64::INFINITY, 0.0);
     for (k, (g, f)) in got.iter().zip(&frames).enumerate() {
         let p = psnr(g, f);
         assert!(p > 30.0, "frame {k}: PSNR {p:.1} dB");
         worst = worst.min(p);
+        total += p;
         // The padding column and row are black (limited-range black, blurred a little by
         // chroma subsampling next to the picture).
         let pad: Vec<u8> = (0..98)
@@ -98,7 +101,10 @@ fn odd_sized_video_at_ntsc_rate_round_trips() {
         let mean = pad.iter().map(|&v| f64::from(v)).sum::<f64>() / pad.len() as f64;
         assert!(mean < 40.0, "frame {k}: padding mean {mean}");
     }
-    println!("round trip 161x97 at 29.97 fps: worst PSNR {worst:.1} dB over 30 frames");
+    println!(
+        "round trip 161x97 at 29.97 fps: PSNR worst {worst:.1} dB, mean {:.1} dB over 30 frames",
+        total / 30.0
+    );
 }
 
 #[test]
