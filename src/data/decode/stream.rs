@@ -209,7 +209,14 @@ impl VideoReader {
             Ok(f) => f,
             Err(e) => return Err(self.fail(e, capture)),
         };
-        let refused = if errors > 0 && !self.allow_damaged {
+        // As in `decode`: a video where nothing decodes is `NoFrames`, damaged or not.
+        let refused = if frame.is_none() && stats.frames == 0 {
+            let claims = self.header_note("; the header claims {} frames");
+            Some((
+                Kind::NoFrames,
+                format!("no frame decodes ({errors} decode errors{claims})"),
+            ))
+        } else if errors > 0 && !self.allow_damaged {
             let of = self.header_note(" of the {} the header states");
             let done = self.info.decoded_frames;
             Some((
@@ -218,12 +225,6 @@ impl VideoReader {
                     "{errors} decode error(s) after {done} frame(s){of}: a truncated or \
                      damaged file (allow damaged videos to read on)"
                 ),
-            ))
-        } else if frame.is_none() && stats.frames == 0 {
-            let claims = self.header_note("; the header claims {} frames");
-            Some((
-                Kind::NoFrames,
-                format!("no frame decodes ({errors} decode errors{claims})"),
             ))
         } else {
             None
