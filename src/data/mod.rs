@@ -15,10 +15,15 @@
 //! the files datasets ship with into [`Dataset`]s; `config.rs` is the `[data]` table that
 //! says where those files are and how to split them; `report.rs` is what `vidapter data
 //! check` prints. The types they produce are defined here.
+//!
+//! The other way, `decode::VideoReader` streams a user's video frame by frame and
+//! `encode` writes videos ([`encode::VideoWriter`]) and JPEG frames ([`encode::write_jpeg`])
+//! for the face commands; `synth` encodes its videos with the same encoder.
 
 pub mod check;
 pub mod config;
 pub mod decode;
+pub mod encode;
 pub(crate) mod formats;
 pub mod loader;
 pub mod report;

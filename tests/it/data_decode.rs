@@ -24,7 +24,7 @@ const MAX_ABS_DIFF: u8 = 2;
 
 /// Runs `ffmpeg <args> <output>` quietly; panics with its stderr if it fails. `args` is split
 /// at whitespace (no argument holds a space); paths are passed apart.
-fn ffmpeg(args: &str, output: &Path) {
+pub(crate) fn ffmpeg(args: &str, output: &Path) {
     run_ffmpeg(None, args, output);
 }
 
@@ -50,7 +50,7 @@ fn run_ffmpeg(input: Option<&Path>, args: &str, output: &Path) {
 }
 
 /// Whether the `ffmpeg` tool has an encoder.
-fn has_encoder(name: &str) -> bool {
+pub(crate) fn has_encoder(name: &str) -> bool {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-encoders"])
         .output()
@@ -61,7 +61,7 @@ fn has_encoder(name: &str) -> bool {
 }
 
 /// A 30-frame 96x64 test pattern encoded with `codec_args` into `dir/name`.
-fn make_video(dir: &Path, name: &str, codec_args: &str) -> PathBuf {
+pub(crate) fn make_video(dir: &Path, name: &str, codec_args: &str) -> PathBuf {
     let path = dir.join(name);
     let source = "-f lavfi -i testsrc2=size=96x64:rate=25 -frames:v 30";
     ffmpeg(&format!("{source} {codec_args}"), &path);
@@ -281,9 +281,7 @@ fn full_range_stream_keeps_full_range() {
 #[test]
 fn rotated_phone_video_is_turned_upright() {
     let dir = vidapter::util::tempdir().unwrap();
-    let plain = make_video(dir.path(), "plain.mp4", "-pix_fmt yuv420p -c:v libx264");
-    let rotated = dir.path().join("rotated.mp4");
-    ffmpeg_in(&plain, "-c copy -metadata:s:v rotate=90", &rotated);
+    let rotated = rotated_video(dir.path());
     let d = assert_matches_cli(&rotated);
     assert_eq!((d.frames[0].width, d.frames[0].height), (64, 96));
     assert_eq!((d.info.width, d.info.height), (64, 96));
@@ -299,6 +297,15 @@ fn rotated_phone_video_is_turned_upright() {
     let (d, _) = decode_all(&rotated, &raw);
     assert_eq!((d.frames[0].width, d.frames[0].height), (96, 64));
     assert_eq!(d.info.rotation, 0);
+}
+
+/// A phone video: the H.264 test pattern with a display matrix of 90 degrees
+/// counter-clockwise (`rotate=90`), as `dir/rotated.mp4`.
+pub(crate) fn rotated_video(dir: &Path) -> PathBuf {
+    let plain = make_video(dir, "plain.mp4", "-pix_fmt yuv420p -c:v libx264");
+    let rotated = dir.join("rotated.mp4");
+    ffmpeg_in(&plain, "-c copy -metadata:s:v rotate=90", &rotated);
+    rotated
 }
 
 // ----------------------------------------------------------------------------------------
@@ -658,7 +665,7 @@ fn assert_fails(path: &Path, kind: DecodeErrorKind) {
 }
 
 /// The first half of `path`'s bytes, as `half_<name>` beside it.
-fn truncate_half(path: &Path) -> PathBuf {
+pub(crate) fn truncate_half(path: &Path) -> PathBuf {
     let bytes = std::fs::read(path).unwrap();
     let out = path.with_file_name(format!(
         "half_{}",

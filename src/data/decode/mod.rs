@@ -18,7 +18,10 @@
 //! tagged with, exactly as the `ffmpeg` command-line tool (5.1) does, and turns frames
 //! upright when the stream carries a quarter-turn display matrix (the tool's autorotate);
 //! `frames.rs` reads folders of numbered jpg/png files with the `image` crate;
-//! `ffmpeg_log.rs` keeps FFmpeg off stderr and quotes its messages in reports.
+//! `ffmpeg_log.rs` keeps FFmpeg off stderr and quotes its messages in reports;
+//! `stream.rs` is [`VideoReader`], which reads a video file frame by frame with bounded
+//! memory (users' raw videos of any length), sharing `video.rs`'s opening and packet loop
+//! and `convert.rs`'s conversion, so its frames equal [`decode`]'s bit for bit.
 //!
 //! Nothing here panics on bad input or hangs: every failure is a [`DecodeError`] naming the
 //! file, and a decode that runs past [`DecodeOptions::timeout`] stops with
@@ -27,6 +30,7 @@
 mod convert;
 pub(crate) mod ffmpeg_log;
 mod frames;
+mod stream;
 mod video;
 
 use std::fmt;
@@ -36,6 +40,7 @@ use std::time::Duration;
 use super::{Problem, Source};
 
 pub use frames::format_template;
+pub use stream::{DEFAULT_FPS, VideoReader};
 
 /// One decoded picture.
 ///
@@ -67,7 +72,8 @@ impl fmt::Debug for Frame {
 /// Decoder settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodeOptions {
-    /// Wall-clock limit for one [`decode`] call (all its passes). Past it the decode stops with
+    /// Wall-clock limit for one [`decode`] call (all its passes); for a [`VideoReader`], for
+    /// its `open` and for each frame it yields, on their own. Past it the decode stops with
     /// [`DecodeErrorKind::Timeout`]. Checked between packets and inside FFmpeg's I/O through
     /// its interrupt callback. Default 60 s.
     pub timeout: Duration,

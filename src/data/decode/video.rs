@@ -15,7 +15,9 @@
 
 use std::ffi::{CStr, c_int};
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ffmpeg::ffi;
 use ffmpeg::format::stream::Disposition;
@@ -51,18 +53,12 @@ pub(super) fn decode(
             decoded.info.messages = capture.messages();
             Ok(decoded)
         }
-        Err(mut e) => {
-            let messages = capture.messages();
-            if !messages.is_empty() {
-                e.reason = format!("{} (FFmpeg: {})", e.reason, messages.join("; "));
-            }
-            Err(e)
-        }
+        Err(e) => Err(with_messages(e, &capture.messages())),
     }
 }
 
 /// Fails early, with a precise kind, for paths that are not a readable non-empty file.
-fn check_file(path: &Path) -> Result<(), DecodeError> {
+pub(super) fn check_file(path: &Path) -> Result<(), DecodeError> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(DecodeError::new(path, Kind::Missing, "no such file"))
@@ -82,29 +78,44 @@ fn check_file(path: &Path) -> Result<(), DecodeError> {
     }
 }
 
-/// The instant a decode must give up; `None` when the timeout is too large to represent.
-#[derive(Clone, Copy)]
-struct Deadline {
-    at: Option<Instant>,
-    start: Instant,
-    limit: std::time::Duration,
+/// When a decode must give up: [`DecodeOptions::timeout`] after the start of the current
+/// window. Clones share the window (FFmpeg's interrupt callback holds one), and
+/// [`restart`](Self::restart) opens a new one: [`decode`] uses one window for the whole call,
+/// the streaming reader one per call of `open` and `next`. A timeout too large to represent
+/// never passes.
+#[derive(Clone)]
+pub(super) struct Deadline {
+    base: Instant,
+    /// Nanoseconds from `base` at which the current window began.
+    window_ns: Arc<AtomicU64>,
+    limit: Duration,
 }
 
 impl Deadline {
-    fn new(opts: &DecodeOptions) -> Self {
-        let start = Instant::now();
+    pub(super) fn new(opts: &DecodeOptions) -> Self {
         Deadline {
-            at: start.checked_add(opts.timeout),
-            start,
+            base: Instant::now(),
+            window_ns: Arc::new(AtomicU64::new(0)),
             limit: opts.timeout,
         }
     }
 
-    fn passed(&self) -> bool {
-        self.at.is_some_and(|at| Instant::now() >= at)
+    /// Starts a new window now.
+    pub(super) fn restart(&self) {
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.window_ns.store(now, Ordering::Relaxed);
     }
 
-    fn check(&self, path: &Path, frames_so_far: usize) -> Result<(), DecodeError> {
+    fn elapsed(&self) -> Duration {
+        let began = Duration::from_nanos(self.window_ns.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(began)
+    }
+
+    fn passed(&self) -> bool {
+        self.elapsed() >= self.limit
+    }
+
+    pub(super) fn check(&self, path: &Path, frames_so_far: usize) -> Result<(), DecodeError> {
         if self.passed() {
             Err(self.error(path, frames_so_far))
         } else {
@@ -118,11 +129,29 @@ impl Deadline {
             Kind::Timeout,
             format!(
                 "gave up after {:.1?} (limit {:?}) with {frames_so_far} frames decoded",
-                self.start.elapsed(),
+                self.elapsed(),
                 self.limit
             ),
         )
     }
+}
+
+/// Appends FFmpeg's messages about the file, if any, to an error's reason.
+pub(super) fn with_messages(mut e: DecodeError, messages: &[String]) -> DecodeError {
+    if !messages.is_empty() {
+        e.reason = format!("{} (FFmpeg: {})", e.reason, messages.join("; "));
+    }
+    e
+}
+
+/// Whether a video that decoded fewer frames than its header states was cut off: a file cut
+/// between packets decodes without one error, the demuxer only logs "partial file" and stops
+/// early; or the container's index ends past the file's end. Fewer frames alone is not
+/// damage: packed B-frame AVIs report extra frames.
+pub(super) fn cut_off(path: &Path, info: &VideoInfo, index_end: u64, messages: &[String]) -> bool {
+    let file_len = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+    info.missing_frames() > 0
+        && (index_end > file_len || messages.iter().any(|m| m.contains("partial file")))
 }
 
 fn decode_video(
@@ -160,16 +189,7 @@ fn decode_video(
     })?;
     drop(first);
     info.decoded_frames = stats.frames;
-    // A file cut off between packets decodes without one error: the demuxer only logs
-    // "partial file" and stops early. Fewer frames than the header states plus that message
-    // is a truncated file (fewer frames alone is not: packed B-frame AVIs report extra).
-    let file_len = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
-    let cut_off = info.missing_frames() > 0
-        && (first_index_end > file_len
-            || capture
-                .messages()
-                .iter()
-                .any(|m| m.contains("partial file")));
+    let cut_off = cut_off(path, &info, first_index_end, &capture.messages());
     info.decode_errors = stats.errors + usize::from(cut_off);
     let stats = PassStats {
         errors: info.decode_errors,
@@ -257,29 +277,48 @@ fn frame_bytes(f: &frame::Video) -> usize {
         .sum()
 }
 
-/// An open input with its chosen video stream and decoder.
-struct Demuxer {
+/// An open input with its chosen video stream and decoder, giving decoded frames one at a
+/// time ([`next_frame`](Self::next_frame)): [`decode`] runs it to the end, the streaming
+/// reader pulls from it.
+pub(super) struct Demuxer {
     input: format::context::Input,
     stream: usize,
     decoder: decoder::Video,
     /// Clockwise quarter turns (in degrees) that make frames upright.
-    rotation: u16,
+    pub(super) rotation: u16,
     /// Header facts: frame count, fps, codec.
-    info: VideoInfo,
+    pub(super) info: VideoInfo,
+    /// Frames output and errors seen so far.
+    pub(super) stats: PassStats,
+    /// Unreadable packets since the last readable one.
+    bad_in_a_row: usize,
+    feed: Feed,
 }
 
-/// What one pass over the packets found.
-struct PassStats {
+/// Where a [`Demuxer`] is in its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// Reading packets.
+    Packets,
+    /// The end was sent to the decoder; it gives the frames it still holds.
+    Flushing,
+    /// Nothing more comes.
+    Done,
+}
+
+/// What a pass over the packets found.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PassStats {
     /// Frames the decoder output.
-    frames: usize,
+    pub(super) frames: usize,
     /// Packets or frames flagged broken.
-    errors: usize,
+    pub(super) errors: usize,
 }
 
 impl Demuxer {
     /// Where the container's index says the stream's last packet ends (byte offset; 0 when
     /// it has no index). Past the file's length, the file was cut off.
-    fn index_end(&self) -> u64 {
+    pub(super) fn index_end(&self) -> u64 {
         let Some(st) = self.input.stream(self.stream) else {
             return 0;
         };
@@ -299,13 +338,13 @@ impl Demuxer {
         u64::try_from(end).unwrap_or(0)
     }
 
-    fn open(
+    pub(super) fn open(
         path: &Path,
         opts: &DecodeOptions,
         deadline: &Deadline,
     ) -> Result<Demuxer, DecodeError> {
         deadline.check(path, 0)?;
-        let d = *deadline;
+        let d = deadline.clone();
         // FFmpeg polls this during blocking I/O and stream probing.
         let input = format::input_with_interrupt(path, move || d.passed())
             .map_err(|e| open_error(path, e, deadline))?;
@@ -365,12 +404,15 @@ impl Demuxer {
             decoder,
             rotation,
             info,
+            stats: PassStats::default(),
+            bad_in_a_row: 0,
+            feed: Feed::Packets,
         })
     }
 
-    /// Reads packets of the chosen stream and decodes them, calling `on_frame(index, frame)`
-    /// for each decoded frame in output order (index base 0). Stops at the end of the file,
-    /// or once frame `stop_after` has been delivered.
+    /// Decodes the rest of the stream, calling `on_frame(index, frame)` for each frame in
+    /// output order (index base 0). Stops at the end of the file, or once frame `stop_after`
+    /// has been delivered.
     fn run(
         &mut self,
         path: &Path,
@@ -378,83 +420,111 @@ impl Demuxer {
         stop_after: Option<usize>,
         on_frame: &mut dyn FnMut(usize, frame::Video) -> Result<(), DecodeError>,
     ) -> Result<PassStats, DecodeError> {
-        let mut stats = PassStats {
-            frames: 0,
-            errors: 0,
-        };
-        let done = |stats: &PassStats| stop_after.is_some_and(|last| stats.frames > last);
-        let mut bad_in_a_row = 0;
-        loop {
-            deadline.check(path, stats.frames)?;
-            let mut packet = Packet::empty();
-            match packet.read(&mut self.input) {
-                Ok(()) => bad_in_a_row = 0,
-                Err(FfError::Eof) => break,
-                Err(FfError::Exit) => return Err(deadline.error(path, stats.frames)),
-                // The demuxer can resync past invalid data (a truncated MP4 reports each
-                // missing sample this way).
-                Err(FfError::InvalidData) => {
-                    stats.errors += 1;
-                    bad_in_a_row += 1;
-                    if bad_in_a_row >= MAX_BAD_PACKETS_IN_A_ROW {
-                        break;
-                    }
-                    continue;
-                }
-                // Any other read error is sticky in FFmpeg: stop reading, keep what decoded.
-                Err(_) => {
-                    stats.errors += 1;
-                    break;
-                }
-            }
-            if packet.stream() != self.stream {
-                continue;
-            }
-            if packet.is_corrupt() {
-                stats.errors += 1;
-            }
-            match self.decoder.send_packet(&packet) {
-                Ok(()) => {}
-                Err(FfError::Other { errno: EAGAIN }) => {} // drained below after every send
-                Err(_) => stats.errors += 1,
-            }
-            self.drain(&mut stats, stop_after, on_frame)?;
-            if done(&stats) {
-                return Ok(stats);
+        while let Some(f) = self.next_frame(path, deadline)? {
+            let i = self.stats.frames - 1;
+            on_frame(i, f)?;
+            if stop_after.is_some_and(|last| i >= last) {
+                break;
             }
         }
-        // Flush the frames the decoder still holds (B-frame reordering, frame threads).
-        if self.decoder.send_eof().is_ok() {
-            self.drain(&mut stats, stop_after, on_frame)?;
-        }
-        Ok(stats)
+        Ok(self.stats)
     }
 
-    fn drain(
+    /// The next decoded frame in output order (it is frame `stats.frames - 1`), or `None` at
+    /// the end of the stream. Reads packets of the chosen stream only as far as needed: the
+    /// decoder holds a few frames at most (reordering, frame threads), nothing else is kept.
+    /// Damage is counted in `stats.errors`, never returned as an error; only the deadline
+    /// ends a stream with an error.
+    pub(super) fn next_frame(
         &mut self,
-        stats: &mut PassStats,
-        stop_after: Option<usize>,
-        on_frame: &mut dyn FnMut(usize, frame::Video) -> Result<(), DecodeError>,
-    ) -> Result<(), DecodeError> {
+        path: &Path,
+        deadline: &Deadline,
+    ) -> Result<Option<frame::Video>, DecodeError> {
         loop {
-            if stop_after.is_some_and(|last| stats.frames > last) {
+            if self.feed != Feed::Done
+                && let Some(f) = self.receive()
+            {
+                return Ok(Some(f));
+            }
+            match self.feed {
+                Feed::Packets => self.feed_packet(path, deadline)?,
+                Feed::Flushing | Feed::Done => {
+                    self.feed = Feed::Done;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Reads one packet and sends it to the decoder if it is of the chosen stream; at the end
+    /// of the file (or when reading fails for good) sends the decoder the end of the stream.
+    fn feed_packet(&mut self, path: &Path, deadline: &Deadline) -> Result<(), DecodeError> {
+        deadline.check(path, self.stats.frames)?;
+        let mut packet = Packet::empty();
+        match packet.read(&mut self.input) {
+            Ok(()) => self.bad_in_a_row = 0,
+            Err(FfError::Eof) => {
+                self.flush();
                 return Ok(());
             }
-            let mut f = frame::Video::empty();
-            match self.decoder.receive_frame(&mut f) {
-                Ok(()) => {
-                    if f.is_corrupt() || f.has_decode_errors() {
-                        stats.errors += 1;
-                    }
-                    let i = stats.frames;
-                    stats.frames += 1;
-                    on_frame(i, f)?;
+            Err(FfError::Exit) => return Err(deadline.error(path, self.stats.frames)),
+            // The demuxer can resync past invalid data (a truncated MP4 reports each
+            // missing sample this way).
+            Err(FfError::InvalidData) => {
+                self.stats.errors += 1;
+                self.bad_in_a_row += 1;
+                if self.bad_in_a_row >= MAX_BAD_PACKETS_IN_A_ROW {
+                    self.flush();
                 }
-                Err(FfError::Other { errno: EAGAIN }) | Err(FfError::Eof) => return Ok(()),
-                Err(_) => {
-                    stats.errors += 1;
-                    return Ok(());
+                return Ok(());
+            }
+            // Any other read error is sticky in FFmpeg: stop reading, keep what decoded.
+            Err(_) => {
+                self.stats.errors += 1;
+                self.flush();
+                return Ok(());
+            }
+        }
+        if packet.stream() != self.stream {
+            return Ok(());
+        }
+        if packet.is_corrupt() {
+            self.stats.errors += 1;
+        }
+        match self.decoder.send_packet(&packet) {
+            Ok(()) => {}
+            // The caller drains the decoder after every packet.
+            Err(FfError::Other { errno: EAGAIN }) => {}
+            Err(_) => self.stats.errors += 1,
+        }
+        Ok(())
+    }
+
+    /// Sends the end of the stream, so that the decoder gives the frames it still holds
+    /// (B-frame reordering, frame threads).
+    fn flush(&mut self) {
+        self.feed = if self.decoder.send_eof().is_ok() {
+            Feed::Flushing
+        } else {
+            Feed::Done
+        };
+    }
+
+    /// A frame the decoder has ready, counting it (and its damage) in `stats`.
+    fn receive(&mut self) -> Option<frame::Video> {
+        let mut f = frame::Video::empty();
+        match self.decoder.receive_frame(&mut f) {
+            Ok(()) => {
+                if f.is_corrupt() || f.has_decode_errors() {
+                    self.stats.errors += 1;
                 }
+                self.stats.frames += 1;
+                Some(f)
+            }
+            Err(FfError::Other { errno: EAGAIN }) | Err(FfError::Eof) => None,
+            Err(_) => {
+                self.stats.errors += 1;
+                None
             }
         }
     }

@@ -1,6 +1,7 @@
-//! Writing the synthetic frames to disk: MP4 videos through FFmpeg's encoders (libx264 when
-//! the linked FFmpeg has it, else FFmpeg's native MPEG-4 Part 2), numbered JPEG folders, and
-//! PNG stills. No `ffmpeg` executable is involved.
+//! Writing the synthetic frames to disk: MP4 videos through the shared encoder of
+//! [`crate::data::encode`] (libx264 when the linked FFmpeg has it, else FFmpeg's native
+//! MPEG-4 Part 2) with deterministic settings, numbered JPEG folders, and PNG stills. No
+//! `ffmpeg` executable is involved.
 //!
 //! Takes RGB8 `[H, W, 3]` frames (even `W` and `H`, as 4:2:0 chroma needs). Videos:
 //! - RGB -> YUV 4:2:0 with libswscale's default BT.601 matrix and limited range, and tagged
@@ -21,15 +22,13 @@
 //!   single-threaded x264 output depends only on its input: the files are byte-identical run
 //!   to run.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::Path;
 
-use ffmpeg::util::color;
-use ffmpeg::{Dictionary, Packet, Rational, codec, encoder, format, frame};
+use ffmpeg::Rational;
 use ffmpeg_next as ffmpeg;
 
-use crate::data::decode::ffmpeg_log::{self, Capture};
+pub(super) use crate::data::encode::VideoCodec;
+use crate::data::encode::{Encoder, Settings, jpeg_bytes};
 use crate::error::{Error, Result};
 
 /// Frames between key frames.
@@ -45,65 +44,25 @@ pub(super) const MPEG4_QSCALE: i32 = 3;
 /// JPEG quality of frame folders (1..=100).
 pub(super) const JPEG_QUALITY: u8 = 95;
 
-/// The video encoder used for a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum VideoCodec {
-    /// H.264 through libx264.
-    X264,
-    /// MPEG-4 Part 2 through FFmpeg's native encoder (every FFmpeg build has it).
-    Mpeg4,
-}
-
-impl VideoCodec {
-    /// libx264 when the linked FFmpeg has it, else MPEG-4; an error if it has neither.
-    pub(super) fn detect() -> Result<VideoCodec> {
-        ffmpeg_log::init();
-        if encoder::find_by_name("libx264").is_some() {
-            Ok(VideoCodec::X264)
-        } else if encoder::find_by_name("mpeg4").is_some() {
-            Ok(VideoCodec::Mpeg4)
-        } else {
-            Err(Error::Input(
-                "the FFmpeg libraries vidapter is linked against have neither the libx264 nor \
-                 the mpeg4 encoder; write frame folders instead (`--frames-only`)"
-                    .into(),
-            ))
-        }
-    }
-
-    /// FFmpeg's name of the encoder.
-    fn encoder_name(self) -> &'static str {
-        match self {
-            VideoCodec::X264 => "libx264",
-            VideoCodec::Mpeg4 => "mpeg4",
-        }
-    }
-
-    /// How the summary names it, e.g. `h264 (libx264)`.
-    pub(super) fn describe(self) -> &'static str {
-        match self {
-            VideoCodec::X264 => "h264 (libx264)",
-            VideoCodec::Mpeg4 => "mpeg4 (FFmpeg native MPEG-4 Part 2)",
-        }
+/// The deterministic encoder settings of synthetic videos (see the module docs).
+fn settings(codec: VideoCodec) -> Settings {
+    Settings {
+        codec,
+        gop: Some(GOP),
+        max_b_frames: Some(0),
+        threads: "1",
+        // Speed matters more than the last percent of size for these tiny files.
+        x264: vec![
+            ("qp", X264_QP),
+            ("x264-params", X264_PARAMS),
+            ("preset", "veryfast"),
+        ],
+        mpeg4_qscale: MPEG4_QSCALE,
     }
 }
 
-/// A write failure of `path`, quoting FFmpeg's own messages when it logged any.
-fn failed(path: &Path, what: &str, e: impl std::fmt::Display, capture: &Capture) -> Error {
-    let messages = capture.messages();
-    let detail = if messages.is_empty() {
-        String::new()
-    } else {
-        format!(" (FFmpeg: {})", messages.join("; "))
-    };
-    Error::io(
-        path,
-        std::io::Error::other(format!("cannot {what}: {e}{detail}")),
-    )
-}
-
-/// Encodes `frames` (RGB8 `[height, width, 3]` each) into an MP4 file at `path`, `fps` frames
-/// per second.
+/// Encodes `frames` (RGB8 `[height, width, 3]` each, even sizes) into an MP4 file at `path`,
+/// `fps` frames per second, with the shared encoder of [`crate::data::encode`].
 pub(super) fn write_mp4(
     path: &Path,
     frames: &[Vec<u8>],
@@ -112,121 +71,20 @@ pub(super) fn write_mp4(
     fps: u32,
     codec: VideoCodec,
 ) -> Result<()> {
-    ffmpeg_log::init();
-    let capture = Capture::start();
-    let fail = |what: &str, e: ffmpeg::Error| failed(path, what, e, &capture);
-    debug_assert!(
-        width.is_multiple_of(2) && height.is_multiple_of(2),
-        "{width}x{height}"
-    );
     debug_assert!(frames.iter().all(|f| f.len() == width * height * 3));
-    let (w, h) = (width as u32, height as u32);
     let fps_i = i32::try_from(fps).map_err(|_| Error::Input(format!("fps {fps} is too large")))?;
-    let time_base = Rational(1, fps_i);
-
-    let mut octx = format::output_as(path, "mp4").map_err(|e| fail("create the file", e))?;
-    let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
-    let found = encoder::find_by_name(codec.encoder_name())
-        .ok_or_else(|| fail("find the encoder", ffmpeg::Error::EncoderNotFound))?;
-    let mut enc = codec::context::Context::new_with_codec(found)
-        .encoder()
-        .video()
-        .map_err(|e| fail("set up the encoder", e))?;
-    enc.set_width(w);
-    enc.set_height(h);
-    enc.set_format(format::Pixel::YUV420P);
-    enc.set_time_base(time_base);
-    enc.set_frame_rate(Some(Rational(fps_i, 1)));
-    enc.set_gop(GOP);
-    enc.set_max_b_frames(0);
-    enc.set_colorspace(color::Space::BT470BG);
-    enc.set_color_range(color::Range::MPEG);
-    let mut flags = codec::Flags::empty();
-    if global_header {
-        flags |= codec::Flags::GLOBAL_HEADER;
+    let mut encoder = Encoder::create(
+        path,
+        path,
+        width,
+        height,
+        Rational(fps_i, 1),
+        &settings(codec),
+    )?;
+    for data in frames {
+        encoder.write_rgb(data, width, height)?;
     }
-    let mut opts = Dictionary::new();
-    opts.set("threads", "1");
-    match codec {
-        VideoCodec::X264 => {
-            opts.set("qp", X264_QP);
-            opts.set("x264-params", X264_PARAMS);
-            // Speed matters more than the last percent of size for these tiny files.
-            opts.set("preset", "veryfast");
-        }
-        VideoCodec::Mpeg4 => {
-            flags |= codec::Flags::QSCALE;
-            // FF_QP2LAMBDA: the fixed quantiser is given in lambda units.
-            enc.set_global_quality(MPEG4_QSCALE * ffmpeg::ffi::FF_QP2LAMBDA);
-        }
-    }
-    enc.set_flags(flags);
-    let mut enc = enc
-        .open_with(opts)
-        .map_err(|e| fail("open the encoder", e))?;
-
-    let mut ost = octx
-        .add_stream(found)
-        .map_err(|e| fail("add the video stream", e))?;
-    ost.set_parameters(&enc);
-    ost.set_time_base(time_base);
-    octx.write_header()
-        .map_err(|e| fail("write the MP4 header", e))?;
-    // The muxer may pick its own time base for the stream.
-    let stream_tb = octx.stream(0).map(|s| s.time_base()).unwrap_or(time_base);
-
-    let mut scaler = ffmpeg::software::scaling::Context::get(
-        format::Pixel::RGB24,
-        w,
-        h,
-        format::Pixel::YUV420P,
-        w,
-        h,
-        ffmpeg::software::scaling::Flags::BICUBIC,
-    )
-    .map_err(|e| fail("set up RGB to YUV conversion", e))?;
-    let mut rgb = frame::Video::new(format::Pixel::RGB24, w, h);
-    rgb.data_mut(0).fill(0);
-    let mut packet = Packet::empty();
-    let mut drain = |enc: &mut encoder::Video,
-                     octx: &mut format::context::Output|
-     -> std::result::Result<(), ffmpeg::Error> {
-        while enc.receive_packet(&mut packet).is_ok() {
-            packet.set_stream(0);
-            // The encoder leaves durations at 0; the MP4 muxer then ends the track's edit
-            // list at the last frame's start and players (and our decoder) drop that frame.
-            // One frame period, as the ffmpeg tool sets it.
-            packet.set_duration(1);
-            packet.rescale_ts(time_base, stream_tb);
-            packet.write_interleaved(octx)?;
-        }
-        Ok(())
-    };
-    for (k, data) in frames.iter().enumerate() {
-        let stride = rgb.stride(0);
-        let plane = rgb.data_mut(0);
-        for (row, src) in data.chunks_exact(width * 3).enumerate() {
-            plane[row * stride..row * stride + width * 3].copy_from_slice(src);
-        }
-        let mut yuv = frame::Video::new(format::Pixel::YUV420P, w, h);
-        for plane in 0..3 {
-            yuv.data_mut(plane).fill(0);
-        }
-        scaler
-            .run(&rgb, &mut yuv)
-            .map_err(|e| fail("convert a frame to YUV", e))?;
-        yuv.set_color_space(color::Space::BT470BG);
-        yuv.set_color_range(color::Range::MPEG);
-        yuv.set_pts(Some(k as i64));
-        enc.send_frame(&yuv)
-            .map_err(|e| fail(&format!("encode frame {k}"), e))?;
-        drain(&mut enc, &mut octx).map_err(|e| fail("write a packet", e))?;
-    }
-    enc.send_eof().map_err(|e| fail("flush the encoder", e))?;
-    drain(&mut enc, &mut octx).map_err(|e| fail("write a packet", e))?;
-    octx.write_trailer()
-        .map_err(|e| fail("finish the MP4 file", e))?;
-    Ok(())
+    encoder.finish()
 }
 
 /// Writes `frames` as `dir/img_00001.jpg`, `img_00002.jpg`, ... (mmaction2's raw-frame
@@ -240,17 +98,9 @@ pub(super) fn write_jpeg_dir(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for (k, data) in frames.iter().enumerate() {
         let path = dir.join(frame_name(k + 1));
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let mut out = BufWriter::new(file);
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-            .encode(
-                data,
-                width as u32,
-                height as u32,
-                image::ExtendedColorType::Rgb8,
-            )
+        let bytes = jpeg_bytes(data, width, height, JPEG_QUALITY)
             .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
-        std::io::Write::flush(&mut out).map_err(|e| Error::io(&path, e))?;
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
     }
     Ok(())
 }
@@ -278,6 +128,7 @@ mod tests {
     use super::*;
     use crate::data::Source;
     use crate::data::decode::{DecodeOptions, decode};
+    use ffmpeg::encoder;
 
     /// 12 frames of a bright square moving right over a grey gradient, 32x24.
     fn moving_square() -> Vec<Vec<u8>> {
