@@ -5,6 +5,12 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// DejaVu Sans, compiled in so that text (plots, annotated video) looks the same on every
+/// machine, fontconfig or not. Committed as `assets/fonts/DejaVuSans.ttf` under the Bitstream
+/// Vera licence with public-domain DejaVu changes (`assets/fonts/LICENSE-DejaVu.txt`); parse
+/// it with `ab_glyph::FontRef::try_from_slice`.
+pub static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+
 /// Writes `data` to `path` atomically: a temporary file in the same folder, flushed to
 /// disk, then renamed over `path`. Readers see the old file or the new one, never a part.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {

@@ -25,9 +25,6 @@ use super::glyphs::{GlyphBackend, text_size};
 use super::metrics::ConfusionMatrix;
 use crate::error::{Error, Result};
 
-/// DejaVu Sans (see the module doc for its licence).
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-
 /// The area every plot draws on.
 type Area<'a> = DrawingArea<GlyphBackend<'static, BitMapBackend<'a>>, Shift>;
 
@@ -58,7 +55,7 @@ const LABEL_SIZE: u32 = 17;
 fn dejavu() -> Result<&'static FontRef<'static>> {
     static PARSED: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
     PARSED
-        .get_or_init(|| FontRef::try_from_slice(FONT).ok())
+        .get_or_init(|| FontRef::try_from_slice(crate::util::FONT).ok())
         .as_ref()
         .ok_or_else(|| {
             Error::Input(

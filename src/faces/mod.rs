@@ -9,6 +9,13 @@ pub mod detect;
 
 use serde::{Deserialize, Serialize};
 
+pub mod align;
+pub mod draw;
+pub mod track;
+
+pub use align::{AlignConfig, align};
+pub use track::{OneEuro, Track, Tracker, TrackerConfig, main_track};
+
 /// One face found in one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
