@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use vidapter::app::bench::{self, train as bench_train};
-use vidapter::app::{args, data_check, demo, experiment, extract, info, predict, synth};
+use vidapter::app::{args, data_check, demo, experiment, extract, faces, info, predict, synth};
 use vidapter::data::config::Split;
 use vidapter::device;
 use vidapter::eval::compare::Comparison;
@@ -162,6 +162,78 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Raw videos of people: find, follow and align each face (as `vidapter faces`
+        /// does, with the checkpoint's [data.faces] settings), then give each face's
+        /// emotion over time in windows of --timeline frames (default one second).
+        #[arg(long, conflicts_with = "crop")]
+        faces: bool,
+        /// With --faces: write the video with each face's box, id and class drawn here (a
+        /// file for one input; a folder, one <stem>.faces.mp4 per input, for several).
+        #[arg(long, requires = "faces")]
+        annotate: Option<PathBuf>,
+        /// With --faces: face detector weights (a CenterFace .onnx file, or a hub spec
+        /// owner/repo/file.onnx in the Hugging Face cache).
+        #[arg(long, requires = "faces")]
+        detector: Option<String>,
+        /// With --faces: run the detector on every N-th frame (tracks are interpolated).
+        #[arg(long, requires = "faces", value_parser = at_least_one)]
+        detect_every: Option<usize>,
+    },
+    /// Find, follow and align the faces of raw videos: writes aligned face clips (frame
+    /// folders or MP4s), an mmaction2 list that `data check` and `train` read, and a
+    /// manifest with every face's boxes, landmarks and scores per frame. Resumable.
+    Faces {
+        /// Videos, or folders searched (recursively) for videos.
+        #[arg(required_unless_present = "list", conflicts_with = "list")]
+        inputs: Vec<PathBuf>,
+        /// An mmaction2 video list (`path label ...`) instead: its labels go to the output
+        /// list.
+        #[arg(long, requires = "root")]
+        list: Option<PathBuf>,
+        /// Folder the --list paths are relative to.
+        #[arg(long, requires = "list")]
+        root: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Face clips as frame folders (img_00001.jpg, ...) or MP4 files.
+        #[arg(long, default_value = "frames", value_parser = ["frames", "mp4"])]
+        format: String,
+        /// Write every face of each video, not only its main one (the face seen longest).
+        #[arg(long)]
+        all_tracks: bool,
+        /// Face detector weights (a CenterFace .onnx file, or a hub spec
+        /// owner/repo/file.onnx in the Hugging Face cache; default: the file
+        /// scripts/fetch-face-assets.sh installs).
+        #[arg(long)]
+        detector: Option<String>,
+        /// Minimum detector score (default 0.5).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Frames are scaled down to this longer side for detection; 0 = never (default 640).
+        #[arg(long)]
+        max_side: Option<usize>,
+        /// Run the detector on every N-th frame; tracks are interpolated (default 1).
+        #[arg(long, value_parser = at_least_one)]
+        detect_every: Option<usize>,
+        /// Side of the aligned crops in pixels (default 224).
+        #[arg(long)]
+        size: Option<usize>,
+        /// Context around the five-point template, a fraction of it (default 0.25).
+        #[arg(long)]
+        margin: Option<f32>,
+        /// Landmark smoothing over time, Gaussian sigma in frames; 0 = none (default 2).
+        #[arg(long)]
+        smooth: Option<f32>,
+        /// Faces seen in fewer frames are dropped (default 8).
+        #[arg(long)]
+        min_frames: Option<usize>,
+        /// Use damaged videos (with a warning) instead of skipping them.
+        #[arg(long)]
+        allow_damaged: bool,
+        /// Stop at the first video that cannot be read instead of skipping it.
+        #[arg(long)]
+        strict: bool,
     },
 
     /// Run a backbone on a pixel tensor and write every hidden state (transformers naming), or
@@ -526,10 +598,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             inputs,
             timeline,
             stride,
+            crop: _,
+            allow_damaged,
+            format,
+            out,
+            faces: true,
+            annotate,
+            detector,
+            detect_every,
+        } => {
+            let opts = experiment::PredictOptions {
+                window: timeline,
+                stride,
+                crop: None,
+            };
+            let face_opts = faces::FacePredictOptions {
+                detector,
+                every: detect_every,
+                annotate,
+                allow_damaged,
+                progress,
+            };
+            let report = faces::predict_faces(&checkpoint, &inputs, &opts, &face_opts, &device)?;
+            for w in report.warnings() {
+                eprintln!("warning: {w}");
+            }
+            let text = match format.as_str() {
+                "csv" => report.csv(),
+                _ => report.json(),
+            };
+            match out {
+                Some(path) => write(&path, &text)?,
+                None => print!("{text}"),
+            }
+            if progress {
+                eprintln!(
+                    "{:.1} s of video in {:.1} s ({:.2}x real time)",
+                    report.video_seconds,
+                    report.seconds,
+                    report.realtime_factor()
+                );
+            }
+            return Ok(failed(report.failure()));
+        }
+        Command::Predict {
+            checkpoint,
+            inputs,
+            timeline,
+            stride,
             crop,
             allow_damaged,
             format,
             out,
+            ..
         } => {
             let opts = experiment::PredictOptions {
                 window: timeline,
@@ -555,6 +676,57 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(path) => write(&path, &text)?,
                 None => print!("{text}"),
             }
+            return Ok(failed(report.failure()));
+        }
+        Command::Faces {
+            inputs,
+            list,
+            root,
+            out,
+            format,
+            all_tracks,
+            detector,
+            threshold,
+            max_side,
+            detect_every,
+            size,
+            margin,
+            smooth,
+            min_frames,
+            allow_damaged,
+            strict,
+        } => {
+            let mut settings = vidapter::data::config::FaceCrops {
+                detector,
+                ..Default::default()
+            };
+            let d = &mut settings;
+            threshold.inspect(|&v| d.threshold = v);
+            max_side.inspect(|&v| d.max_side = v);
+            detect_every.inspect(|&v| d.every = v);
+            size.inspect(|&v| d.size = v);
+            margin.inspect(|&v| d.margin = v);
+            smooth.inspect(|&v| d.smooth = v);
+            min_frames.inspect(|&v| d.min_frames = v);
+            let faces_in = match (&list, &root) {
+                (Some(list), Some(root)) => faces::inputs_from_list(list, root)?,
+                _ => faces::inputs_from_paths(&inputs)?,
+            };
+            let opts = faces::FacesOptions {
+                settings,
+                out,
+                format: if format == "mp4" {
+                    faces::ClipFormat::Mp4
+                } else {
+                    faces::ClipFormat::Frames
+                },
+                all_tracks,
+                allow_damaged,
+                strict,
+                progress,
+            };
+            let report = faces::run_faces(&faces_in, &opts)?;
+            println!("{report}");
             return Ok(failed(report.failure()));
         }
         Command::Extract {

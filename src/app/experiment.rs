@@ -213,8 +213,8 @@ pub struct TrainOptions {
     pub progress: bool,
 }
 
-fn load_split(cfg: &RunConfig, split: Split) -> Result<Arc<Vec<Entry>>> {
-    let ds = cfg.data.load(split)?;
+fn load_split(cfg: &RunConfig, split: Split, progress: bool) -> Result<Arc<Vec<Entry>>> {
+    let ds = super::faces::load_split(cfg, split, progress)?;
     for p in &ds.problems {
         tracing::warn!("{split}: skipping {p}");
     }
@@ -236,7 +236,7 @@ pub fn train_run(
     device: &Device,
 ) -> Result<RunReport> {
     let prep = prepare(cfg, config_path, device)?;
-    let train = load_split(cfg, Split::Train)?;
+    let train = load_split(cfg, Split::Train, opts.progress)?;
     if train.is_empty() {
         return Err(Error::Input(format!(
             "{}: the train split has no readable entry",
@@ -249,7 +249,7 @@ pub fn train_run(
     } else {
         Split::Val
     };
-    let val = load_split(cfg, selected_on)?;
+    let val = load_split(cfg, selected_on, opts.progress)?;
     let model = prep.model(cfg, device);
     let job = TrainJob {
         model,
@@ -395,7 +395,7 @@ fn evaluate_with(
     progress: bool,
     device: &Device,
 ) -> Result<(Metrics, PathBuf)> {
-    let entries = load_split(cfg, split)?;
+    let entries = load_split(cfg, split, progress)?;
     if entries.is_empty() {
         return Err(Error::Input(format!(
             "the {split} split has no readable entry"

@@ -24,8 +24,9 @@ pub(crate) fn split_entries(
     cfg: &RunConfig,
     config_path: &Path,
     split: Split,
+    progress: bool,
 ) -> Result<Arc<Vec<Entry>>> {
-    let ds = cfg.data.load(split)?;
+    let ds = super::faces::load_split(cfg, split, progress)?;
     for p in &ds.problems {
         tracing::warn!("{split}: skipping {p}");
     }
@@ -73,7 +74,7 @@ pub fn extract_run(
             )));
         }
     };
-    let entries = split_entries(cfg, config_path, split)?;
+    let entries = split_entries(cfg, config_path, split, progress)?;
     let model = prep.model(cfg, device);
     if model.levels_needed().is_empty() {
         return Err(Error::config(

@@ -7,6 +7,9 @@
 //!   predict's JSON and CSV;
 //! - [`extract`]: `extract --config`, a run's feature cache of one split, and `extract
 //!   --pixels`, a backbone's hidden states;
+//! - [`faces`]: `faces` (raw videos -> aligned face clips), `predict --faces` (each
+//!   person's emotion over time, `--annotate`), and `[data.faces]` (faces cropped once and
+//!   cached for training and evaluation);
 //! - [`info`]: `info`, a backbone and a method on it; [`data_check`]: `data check`;
 //!   [`synth`]: `synth`;
 //! - [`demo`]: `vidapter demo`, the papers' story offline on synthetic videos;
@@ -20,6 +23,7 @@ pub mod data_check;
 pub mod demo;
 pub mod experiment;
 pub mod extract;
+pub mod faces;
 pub mod info;
 pub mod predict;
 pub mod synth;

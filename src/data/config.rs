@@ -201,6 +201,112 @@ fn default_val_fraction() -> f64 {
     0.1
 }
 
+/// `[data.faces]`: how faces are found, followed and aligned in raw videos before training
+/// or evaluation. Each clip becomes the aligned crops of its main face (the face seen in
+/// the most frames), computed once and kept in `cache`; a clip where no face is found is
+/// reported and skipped like a damaged one. Every field has a default:
+/// ```toml
+/// [data.faces]
+/// detector = "/path/centerface.onnx"  # default: where scripts/fetch-face-assets.sh puts it
+/// threshold = 0.5     # detector score
+/// max_side = 640      # frames are scaled down to this longer side for detection (0 = never)
+/// every = 1           # run the detector on every N-th frame, tracks interpolated between
+/// size = 224          # aligned crop size in pixels
+/// margin = 0.25       # context around the tight five-point (ArcFace) template
+/// smooth = 2.0        # landmark smoothing over time, Gaussian sigma in frames (0 = none)
+/// min_frames = 8      # shorter tracks are not faces of the clip
+/// max_miss = 12       # frames a track survives without a detection
+/// cache = "faces-cache"  # default: `.vidapter-faces` under `root`
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaceCrops {
+    /// Detector weights: a file, or a hub spec `owner/repo/path.onnx` in the Hugging Face
+    /// cache; default the file `scripts/fetch-face-assets.sh` installs.
+    pub detector: Option<String>,
+    /// Minimum detector score.
+    pub threshold: f32,
+    /// Longer side frames are scaled down to for detection; 0 = full resolution.
+    pub max_side: usize,
+    /// Detect on every N-th frame (1 = all); tracks are interpolated in between.
+    pub every: usize,
+    /// Side of the aligned crops, pixels.
+    pub size: usize,
+    /// Context around the ArcFace five-point template, as a fraction of it.
+    pub margin: f32,
+    /// Temporal smoothing of the landmarks: Gaussian sigma in frames; 0 = none.
+    pub smooth: f32,
+    /// Tracks seen in fewer frames are dropped.
+    pub min_frames: usize,
+    /// Frames a track survives without a detection before it ends.
+    pub max_miss: usize,
+    /// Where the crops are kept; default `<root>/.vidapter-faces`.
+    pub cache: Option<PathBuf>,
+}
+
+impl Default for FaceCrops {
+    fn default() -> Self {
+        FaceCrops {
+            detector: None,
+            threshold: 0.5,
+            max_side: 640,
+            every: 1,
+            size: 224,
+            margin: 0.25,
+            smooth: 2.0,
+            min_frames: 8,
+            max_miss: 12,
+            cache: None,
+        }
+    }
+}
+
+impl FaceCrops {
+    /// The first field out of range, and why: `(field, reason)`.
+    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err((
+                "threshold",
+                format!(
+                    "must be between 0 and 1 (exclusive), got {}",
+                    self.threshold
+                ),
+            ));
+        }
+        if self.every == 0 {
+            return Err(("every", "must be at least 1 (1 = every frame)".into()));
+        }
+        if !(16..=1024).contains(&self.size) {
+            return Err((
+                "size",
+                format!("must be 16..=1024 pixels, got {}", self.size),
+            ));
+        }
+        if !(0.0..=2.0).contains(&self.margin) {
+            return Err(("margin", format!("must be 0..=2, got {}", self.margin)));
+        }
+        if !(0.0..=100.0).contains(&self.smooth) {
+            return Err((
+                "smooth",
+                format!("must be 0..=100 frames, got {}", self.smooth),
+            ));
+        }
+        if self.min_frames == 0 {
+            return Err(("min_frames", "must be at least 1".into()));
+        }
+        if self.max_side != 0 && self.max_side < 32 {
+            return Err((
+                "max_side",
+                format!(
+                    "must be 0 (full resolution) or at least 32, got {}",
+                    self.max_side
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The description of a dataset: where its files are, which layout they follow, and how
 /// to split it. See the module documentation for an example.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +354,9 @@ pub struct DatasetConfig {
     /// Videos or frame folders, where a dataset can be either; default per format
     /// ([`Format::default_media`]).
     pub media: Option<Media>,
+    /// `[data.faces]`: the clips are raw videos of people; train and evaluate on the main
+    /// face of each, found, tracked and aligned once and cached (see [`FaceCrops`]).
+    pub faces: Option<FaceCrops>,
     /// The TOML file this was read from (error messages name it); not a TOML field.
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -335,6 +444,19 @@ impl DatasetConfig {
         if let Some(Classes::File(p)) = &mut self.classes {
             resolve(p);
         }
+        if let Some(faces) = &mut self.faces {
+            if let Some(p) = &mut faces.cache {
+                resolve(p);
+            }
+            // A detector given as a relative file path is relative to the config too; a hub
+            // spec (`owner/repo/file.onnx`) that is not a file there stays as written.
+            if let Some(d) = &mut faces.detector {
+                let p = PathBuf::from(&*d);
+                if p.is_relative() && base.join(&p).is_file() {
+                    *d = base.join(p).to_string_lossy().into_owned();
+                }
+            }
+        }
         self.config_file = Some(file.to_path_buf());
         self.validate()
     }
@@ -351,6 +473,17 @@ impl DatasetConfig {
 
     fn validate(&self) -> Result<()> {
         let f = self.format;
+        if let Some(faces) = &self.faces {
+            faces
+                .check()
+                .map_err(|(field, why)| self.err(&format!("faces.{field}"), why))?;
+            if self.media() != Media::Videos {
+                return Err(self.err(
+                    "faces",
+                    "faces are found in raw videos; this dataset is read as frame folders                      (set `media = \"videos\"`, or drop [data.faces] for clips that are                      already face crops)",
+                ));
+            }
+        }
         if !self.root.is_dir() {
             return Err(self.err(
                 "root",

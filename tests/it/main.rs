@@ -15,6 +15,7 @@ mod data_loader;
 mod data_stream;
 mod demo;
 mod eval_plots;
+mod faces_cli;
 mod faces_detect;
 mod fuzz;
 mod layers;

@@ -98,7 +98,7 @@ fn run(
     };
     // The benchmark's spatial size is the backbone's unless the config says otherwise.
     let prep = crate::app::experiment::prepare(&cfg, config_path, device)?;
-    let entries = crate::app::extract::split_entries(&cfg, config_path, Split::Train)?;
+    let entries = crate::app::extract::split_entries(&cfg, config_path, Split::Train, false)?;
     let model = prep.model(&cfg, device);
     let epochs = epochs.max(1);
     let job = |out: PathBuf, cache: Option<PathBuf>| {
