@@ -380,7 +380,7 @@ impl Tracker {
 /// (Casiez et al., CHI 2012) on the box and landmarks, time in frames. Its cutoff
 /// frequency rises with the face's speed, so a still face is smoothed hard (no jitter)
 /// and a moving one follows with little lag. One cutoff is shared by all fourteen
-/// coordinates, computed from the box centre's speed in box sizes per frame, so the
+/// coordinates, computed from the box centre's low-passed velocity in box sizes per frame, so the
 /// landmarks move rigidly with the box and the filter does not depend on the face's size
 /// in pixels. Scores pass through.
 #[derive(Debug, Clone)]
@@ -391,7 +391,8 @@ pub struct OneEuro {
     pub beta: f32,
     /// Cutoff of the speed estimate, cycles per frame.
     pub d_cutoff: f32,
-    state: Option<(Detection, f32)>,
+    /// Last output and the smoothed centre velocity (box sizes per frame).
+    state: Option<(Detection, [f32; 2])>,
 }
 
 impl Default for OneEuro {
@@ -437,7 +438,7 @@ impl OneEuro {
         }
         let dt = if dt > 0.0 && dt.is_finite() { dt } else { 1.0 };
         let Some((prev, speed)) = self.state else {
-            self.state = Some((*d, 0.0));
+            self.state = Some((*d, [0.0; 2]));
             return *d;
         };
         let alpha = |cutoff: f32| {
@@ -447,10 +448,12 @@ impl OneEuro {
         let centre = |x: &Detection| [(x.bbox[0] + x.bbox[2]) / 2.0, (x.bbox[1] + x.bbox[3]) / 2.0];
         let size = prev.area().sqrt().max(1.0);
         let (c0, c1) = (centre(&prev), centre(d));
-        let raw = ((c1[0] - c0[0]).hypot(c1[1] - c0[1]) / size) / dt;
+        // The signed velocity is low-passed before its magnitude is taken, as in the
+        // original filter: jitter that flips sign cancels instead of reading as speed.
         let a_d = alpha(self.d_cutoff);
-        let speed = speed + a_d * (raw - speed);
-        let a = alpha(self.min_cutoff + self.beta * speed);
+        let speed: [f32; 2] =
+            std::array::from_fn(|k| speed[k] + a_d * ((c1[k] - c0[k]) / size / dt - speed[k]));
+        let a = alpha(self.min_cutoff + self.beta * speed[0].hypot(speed[1]));
         let f = |p: f32, x: f32| p + a * (x - p);
         let out = Detection {
             bbox: std::array::from_fn(|j| f(prev.bbox[j], d.bbox[j])),
