@@ -548,6 +548,19 @@ mod tests {
     use super::*;
     use crate::data::decode::{DecodeOptions, VideoReader};
 
+    #[test]
+    fn fps_fractions_are_exact() {
+        assert_eq!(fps_rational(25.0), Some((25, 1)));
+        assert_eq!(fps_rational(29.97), Some((30000, 1001)));
+        assert_eq!(fps_rational(30000.0 / 1001.0), Some((30000, 1001)));
+        assert_eq!(fps_rational(23.976), Some((24000, 1001)));
+        assert_eq!(fps_rational(59.94), Some((60000, 1001)));
+        assert_eq!(fps_rational(12.5), Some((25, 2)));
+        assert_eq!(fps_rational(0.0), None);
+        assert_eq!(fps_rational(f64::NAN), None);
+        assert_eq!(fps_rational(-1.0), None);
+    }
+
     /// The users' settings of both encoders write every frame, readable at the coded size
     /// (VideoWriter itself only ever gets libx264 where FFmpeg has it).
     #[test]
@@ -572,18 +585,5 @@ mod tests {
             assert!((reader.fps() - 30000.0 / 1001.0).abs() < 1e-9, "{codec:?}");
             assert_eq!(reader.filter(Result::is_ok).count(), 10, "{codec:?}");
         }
-    }
-
-    #[test]
-    fn fps_fractions_are_exact() {
-        assert_eq!(fps_rational(25.0), Some((25, 1)));
-        assert_eq!(fps_rational(29.97), Some((30000, 1001)));
-        assert_eq!(fps_rational(30000.0 / 1001.0), Some((30000, 1001)));
-        assert_eq!(fps_rational(23.976), Some((24000, 1001)));
-        assert_eq!(fps_rational(59.94), Some((60000, 1001)));
-        assert_eq!(fps_rational(12.5), Some((25, 2)));
-        assert_eq!(fps_rational(0.0), None);
-        assert_eq!(fps_rational(f64::NAN), None);
-        assert_eq!(fps_rational(-1.0), None);
     }
 }
