@@ -291,3 +291,61 @@ fn bench_faces_times_the_detector_and_says_why_without_a_reference() {
     );
     assert!(text(&o).contains("reference not run"), "{}", text(&o));
 }
+
+/// A phone video: pixels stored sideways with a display matrix that turns them upright. The
+/// reader turns the frames upright (as the ffmpeg tool does), so the face is found and
+/// tracked; the crop is upright either way, since alignment follows the landmarks.
+#[test]
+fn a_rotated_phone_video_gives_its_face() {
+    let tmp = vidapter::util::tempdir().unwrap();
+    let sideways = tmp.path().join("sideways.mp4");
+    let phone = tmp.path().join("phone.mp4");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    let single = media("single_face.mp4");
+    run(&[
+        "-i",
+        single.to_str().unwrap(),
+        "-vf",
+        "transpose=1",
+        "-c:v",
+        "libx264",
+        "-an",
+        sideways.to_str().unwrap(),
+    ]);
+    run(&[
+        "-i",
+        sideways.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-metadata:s:v",
+        "rotate=90",
+        phone.to_str().unwrap(),
+    ]);
+    let out = tmp.path().join("out");
+    let o = vidapter(&[
+        "faces",
+        phone.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "48",
+        "--detect-every",
+        "3",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rec = read_json(&out.join("phone/faces.json"));
+    assert_eq!(
+        (rec["faces"]["width"].as_u64(), rec["faces"]["height"].as_u64()),
+        (Some(640), Some(360)),
+        "frames turned upright"
+    );
+    assert_eq!(rec["faces"]["tracks"].as_array().unwrap().len(), 1, "{rec}");
+}
