@@ -2,7 +2,7 @@
 //! ([`vidapter::app`]), prints the report it returns and chooses the exit status; an error is
 //! printed as one `error:` paragraph. No tensor code and no report layout lives here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::LazyLock;
 
@@ -655,17 +655,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress,
             };
             let report = faces::predict_faces(&checkpoint, &inputs, &opts, &face_opts, &device)?;
-            for w in report.warnings() {
-                eprintln!("warning: {w}");
-            }
             let text = match format.as_str() {
                 "csv" => report.csv(),
                 _ => report.json(),
             };
-            match out {
-                Some(path) => write(&path, &text)?,
-                None => print!("{text}"),
-            }
+            emit(&report.warnings(), &text, out.as_deref())?;
             if progress {
                 eprintln!(
                     "{:.1} s of video in {:.1} s ({:.2}x real time)",
@@ -700,17 +694,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress,
                 &device,
             )?;
-            for w in report.warnings() {
-                eprintln!("warning: {w}");
-            }
             let text = match format.as_str() {
                 "csv" => report.csv(),
                 _ => report.json(),
             };
-            match out {
-                Some(path) => write(&path, &text)?,
-                None => print!("{text}"),
-            }
+            emit(&report.warnings(), &text, out.as_deref())?;
             return Ok(failed(report.failure()));
         }
         Command::Faces {
@@ -998,6 +986,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Predictions out: each warning on standard error, then `text` to `out` or standard output.
+fn emit(warnings: &[String], text: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    match out {
+        Some(path) => write(path, text)?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
 /// Exit status 1 with the reason on standard error when there is one, else 0.
 fn failed(reason: Option<String>) -> ExitCode {
     match reason {
@@ -1009,9 +1009,11 @@ fn failed(reason: Option<String>) -> ExitCode {
     }
 }
 
-/// Writes `text` to `path` (`--out`, `--json`).
-fn write(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+/// Writes `text` to `path` (`--out`, `--json`) atomically: readers see the old file or the
+/// whole new one.
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    vidapter::util::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// This binary, which `demo` and `bench train` run as child processes.

@@ -11,6 +11,24 @@ use crate::error::{Error, Result};
 /// it with `ab_glyph::FontRef::try_from_slice`.
 pub static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
+/// Width of `text` in `font` scaled to `px` pixels (the sum of advances and kerning), with
+/// the scaled font's ascent and descent: `(width, ascent, descent)`, descent negative.
+pub fn text_metrics(font: &ab_glyph::FontRef<'_>, text: &str, px: f32) -> (f32, f32, f32) {
+    use ab_glyph::{Font, ScaleFont};
+    let font = font.as_scaled(ab_glyph::PxScale::from(px));
+    let mut width = 0.0;
+    let mut prev = None;
+    for c in text.chars() {
+        let id = font.glyph_id(c);
+        if let Some(p) = prev {
+            width += font.kern(p, id);
+        }
+        width += font.h_advance(id);
+        prev = Some(id);
+    }
+    (width, font.ascent(), font.descent())
+}
+
 /// Writes `data` to `path` atomically: a temporary file in the same folder, flushed to
 /// disk, then renamed over `path`. Readers see the old file or the new one, never a part.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {

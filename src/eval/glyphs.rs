@@ -22,18 +22,8 @@ use plotters_backend::{
 /// Width (sum of advances and kerning) and line height (ascent − descent) of `text` drawn
 /// in `font` at `size` pixels of line height.
 pub(super) fn text_size(font: &FontRef<'static>, text: &str, size: f64) -> (f32, f32) {
-    let font = font.as_scaled(PxScale::from(size as f32));
-    let mut width = 0.0;
-    let mut prev = None;
-    for c in text.chars() {
-        let id = font.glyph_id(c);
-        if let Some(p) = prev {
-            width += font.kern(p, id);
-        }
-        width += font.h_advance(id);
-        prev = Some(id);
-    }
-    (width, font.ascent() - font.descent())
+    let (width, ascent, descent) = crate::util::text_metrics(font, text, size as f32);
+    (width, ascent - descent)
 }
 
 /// A backend `B` whose text is drawn with `font`.

@@ -141,19 +141,10 @@ pub fn draw_label(
     let pad = (px / 5.0).round().max(1.0) as i64;
     let font = font();
     let scaled = font.map(|f| f.as_scaled(PxScale::from(px)));
-    let (text_w, ascent, line) = match &scaled {
-        Some(s) => {
-            let mut w = 0.0;
-            let mut prev = None;
-            for c in text.chars() {
-                let id = s.glyph_id(c);
-                if let Some(p) = prev {
-                    w += s.kern(p, id);
-                }
-                w += s.h_advance(id);
-                prev = Some(id);
-            }
-            (w, s.ascent(), s.ascent() - s.descent())
+    let (text_w, ascent, line) = match font {
+        Some(f) => {
+            let (w, ascent, descent) = crate::util::text_metrics(f, text, px);
+            (w, ascent, ascent - descent)
         }
         None => (0.0, px, px),
     };

@@ -343,7 +343,10 @@ fn a_rotated_phone_video_gives_its_face() {
     assert!(o.status.success(), "{}", text(&o));
     let rec = read_json(&out.join("phone/faces.json"));
     assert_eq!(
-        (rec["faces"]["width"].as_u64(), rec["faces"]["height"].as_u64()),
+        (
+            rec["faces"]["width"].as_u64(),
+            rec["faces"]["height"].as_u64()
+        ),
         (Some(640), Some(360)),
         "frames turned upright"
     );
