@@ -11,7 +11,7 @@
 //!    shorter than `min_frames` are dropped; the main face is the track with the most
 //!    detections ([`crate::faces::track::main_track`]).
 //! 2. **crop** ([`FacePipeline::crops`]): the video is read again and each kept track's
-//!    face aligned to the five-point template ([`crate::faces::align`]).
+//!    face aligned to the five-point template ([`crate::faces::align()`]).
 //!
 //! Decoding twice costs far less than detection and keeps memory independent of the
 //! video's length.
@@ -218,7 +218,7 @@ impl FacePipeline {
         for (i, frame) in (&mut reader).enumerate() {
             let frame = frame.map_err(|e| Error::UnreadableClip(e.to_string()))?;
             n = i + 1;
-            if i % s.every == 0 {
+            if i.is_multiple_of(s.every) {
                 batch_idx.push(i);
                 batch.push(frame);
                 if batch.len() == DETECT_BATCH {
@@ -710,29 +710,34 @@ pub fn run_faces(inputs: &[FaceInput], opts: &FacesOptions) -> Result<FacesRepor
             bar.inc(1);
             continue;
         }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        }
-        let (entry, faces) = match face_clips(&pipeline, input, &dir, opts, &decode) {
-            Ok(x) => x,
-            Err(e) if opts.strict => return Err(e),
-            Err(e) => {
-                tracing::warn!(target: PROGRESS, "skipping {}: {e}", input.video.display());
-                (
-                    VideoEntry {
-                        video: input.video.clone(),
-                        name: input.name.clone(),
-                        status: "error".into(),
-                        reason: Some(e.to_string()),
-                        frames: 0,
-                        tracks: 0,
-                        clips: Vec::new(),
-                        labels: input.labels.clone(),
-                    },
-                    None,
-                )
+        clear_face_outputs(&dir)?;
+        let name = input.name.clone();
+        let mut frame_done = |i: usize| {
+            if i.is_multiple_of(25) {
+                bar.set_message(format!("{name} frame {i}"));
             }
         };
+        let (entry, faces) =
+            match face_clips(&pipeline, input, &dir, opts, &decode, &mut frame_done) {
+                Ok(x) => x,
+                Err(e) if opts.strict => return Err(e),
+                Err(e) => {
+                    tracing::warn!(target: PROGRESS, "skipping {}: {e}", input.video.display());
+                    (
+                        VideoEntry {
+                            video: input.video.clone(),
+                            name: input.name.clone(),
+                            status: "error".into(),
+                            reason: Some(e.to_string()),
+                            frames: 0,
+                            tracks: 0,
+                            clips: Vec::new(),
+                            labels: input.labels.clone(),
+                        },
+                        None,
+                    )
+                }
+            };
         frames += entry.frames;
         if entry.status == "no_face" {
             tracing::warn!(
@@ -796,6 +801,31 @@ pub fn run_faces(inputs: &[FaceInput], opts: &FacesOptions) -> Result<FacesRepor
     })
 }
 
+/// Removes what an earlier, other or unfinished run wrote for one video (its `faces.json`,
+/// `face_*` folders and files), and nothing else that may be in the folder.
+fn clear_face_outputs(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let ours = name
+            .as_deref()
+            .is_some_and(|n| n == "faces.json" || n.starts_with("face_"));
+        if !ours {
+            continue;
+        }
+        let removed = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        removed.map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(())
+}
+
 fn read_record(path: &Path) -> Option<VideoRecord> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
@@ -826,8 +856,9 @@ fn face_clips(
     dir: &Path,
     opts: &FacesOptions,
     decode: &DecodeOptions,
+    frame_done: &mut dyn FnMut(usize),
 ) -> Result<(VideoEntry, Option<VideoFaces>)> {
-    let faces = pipeline.scan(&input.video, decode, &mut |_| {})?;
+    let faces = pipeline.scan(&input.video, decode, frame_done)?;
     if let Some(d) = &faces.damage {
         tracing::warn!(
             target: PROGRESS,
