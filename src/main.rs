@@ -4,13 +4,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use vidapter::app::bench::{self, faces as bench_faces, train as bench_train};
-use vidapter::app::{args, data_check, demo, experiment, extract, faces, info, predict, synth};
+use vidapter::app::{
+    args, data_check, demo, experiment, extract, faces, info, live, predict, synth,
+};
 use vidapter::data::config::Split;
 use vidapter::device;
 use vidapter::eval::compare::Comparison;
@@ -140,9 +144,17 @@ enum Command {
         #[arg(long)]
         checkpoint: PathBuf,
         /// Videos or frame folders.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "live")]
         inputs: Vec<PathBuf>,
-        /// Also predict per window of N frames along each video (at least 1).
+        /// Classify a live source as it comes, one record per window (JSON lines or CSV,
+        /// flushed at once), until it ends or Ctrl-C: a camera (/dev/video0), a network
+        /// stream (rtsp://, rtmp://, srt://, udp://, http(s)://: what FFmpeg opens), `-` for
+        /// standard input (e.g. `ffmpeg ... -f mpegts -`), or a file or FIFO. A summary
+        /// (windows, latency, drops) ends on stderr.
+        #[arg(long, value_name = "SOURCE", conflicts_with_all = ["inputs", "faces", "allow_damaged"])]
+        live: Option<String>,
+        /// Also predict per window of N frames along each video (at least 1); with --live,
+        /// the window (default: one second of the source).
         #[arg(long, value_name = "N", value_parser = at_least_one)]
         timeline: Option<usize>,
         /// Frames between window starts (default: half a window; at least 1).
@@ -178,6 +190,32 @@ enum Command {
         /// With --faces: run the detector on every N-th frame (tracks are interpolated).
         #[arg(long, requires = "faces", value_parser = at_least_one)]
         detect_every: Option<usize>,
+        /// With --live: classes per record, most probable first.
+        #[arg(long, default_value_t = 3, requires = "live", value_parser = at_least_one)]
+        top_k: usize,
+        /// With --live: classify every window, holding the source back, instead of dropping
+        /// frames when the model is behind (the default for a file; a network stream held
+        /// back loses packets instead).
+        #[arg(long, requires = "live")]
+        lossless: bool,
+        /// With --live: seconds to wait for the source to open and then for each frame
+        /// before it counts as stalled (and is reconnected, for a network stream or camera).
+        #[arg(long, default_value_t = 10.0, requires = "live", value_parser = positive_seconds)]
+        stall_timeout: f64,
+        /// With --live: reconnect attempts in a row (back-off 0.5, 1, 2, 4, 8 s) before
+        /// giving up on a lost network stream or camera.
+        #[arg(long, default_value_t = 5, requires = "live")]
+        reconnect: usize,
+        /// With --live: an FFmpeg input option, as `ffmpeg` takes it before `-i` (repeat):
+        /// `--ffmpeg-option rtsp_transport=tcp`, `--ffmpeg-option video_size=640x480`.
+        #[arg(long, value_name = "KEY=VALUE", requires = "live", value_parser = key_value)]
+        ffmpeg_option: Vec<(String, String)>,
+        /// With --live: stop after this many seconds (as Ctrl-C would).
+        #[arg(long, requires = "live", value_parser = positive_seconds)]
+        duration: Option<f64>,
+        /// With --live: also write the summary as JSON here.
+        #[arg(long, requires = "live")]
+        summary: Option<PathBuf>,
     },
     /// Find, follow and align the faces of raw videos: writes aligned face clips (frame
     /// folders or MP4s), an mmaction2 list that `data check` and `train` read, and a
@@ -630,6 +668,66 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Predict {
             checkpoint,
+            live: Some(source),
+            timeline,
+            stride,
+            crop,
+            format,
+            out,
+            top_k,
+            lossless,
+            stall_timeout,
+            reconnect,
+            ffmpeg_option,
+            duration,
+            summary,
+            ..
+        } => {
+            let run = live::LiveRun {
+                source,
+                window: timeline,
+                stride,
+                crop: crop.as_deref().map(predict::crop_box).transpose()?,
+                top_k,
+                csv: format == "csv",
+                lossless: lossless.then_some(true),
+                reader: vidapter::data::decode::LiveOptions {
+                    stall: Duration::from_secs_f64(stall_timeout),
+                    ffmpeg_options: ffmpeg_option,
+                    ..Default::default()
+                },
+                reconnect,
+                duration: duration.map(Duration::from_secs_f64),
+                progress,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            // First Ctrl-C (or SIGTERM): end cleanly with the summary; a second: at once.
+            ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+            })?;
+            let mut sink: Box<dyn std::io::Write> = match &out {
+                Some(p) => Box::new(std::fs::File::create(p).map_err(|e| {
+                    anyhow::anyhow!("{}: cannot write the records: {e}", p.display())
+                })?),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let report = live::run_live(&checkpoint, &run, stop, sink.as_mut(), &device)?;
+            eprintln!("{report}");
+            if let Some(p) = summary {
+                let json = serde_json::to_string_pretty(&report)? + "\n";
+                write(&p, &json)?;
+            }
+            return Ok(if report.failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        Command::Predict {
+            checkpoint,
             inputs,
             timeline,
             stride,
@@ -641,6 +739,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             annotate,
             detector,
             detect_every,
+            ..
         } => {
             let opts = experiment::PredictOptions {
                 window: timeline,
@@ -1041,6 +1140,20 @@ fn step_bench(
 }
 
 /// A count flag that must be at least 1.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
+        _ => Err(format!("expected seconds above 0 (e.g. 2.5), got `{s}`")),
+    }
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE (e.g. rtsp_transport=tcp), got `{s}`")),
+    }
+}
+
 fn at_least_one(s: &str) -> Result<usize, String> {
     in_range(s, 1, usize::MAX)
 }

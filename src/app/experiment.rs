@@ -720,7 +720,7 @@ pub struct Prediction {
     pub warnings: Vec<String>,
 }
 
-fn crop_frame(f: &Frame, [x, y, w, h]: [usize; 4]) -> std::result::Result<Frame, String> {
+pub(crate) fn crop_frame(f: &Frame, [x, y, w, h]: [usize; 4]) -> std::result::Result<Frame, String> {
     if w == 0 || h == 0 || x + w > f.width || y + h > f.height {
         return Err(format!(
             "crop box {x},{y},{w},{h} does not fit in the {}x{} frame",
@@ -737,6 +737,67 @@ fn crop_frame(f: &Frame, [x, y, w, h]: [usize; 4]) -> std::result::Result<Frame,
         height: h,
         data,
     })
+}
+
+/// A checkpoint's model ready to classify clips of frames, as `predict` does: each clip of
+/// [`frames`](Self::frames) RGB frames resized and centre-cropped per the checkpoint's
+/// spatial settings, softmax over its classes.
+pub struct Classifier {
+    model: VideoClassifier,
+    spatial: crate::data::transform::SpatialConfig,
+    device: Device,
+    /// Frames per clip (the run config's sampling).
+    pub frames: usize,
+    /// Class names, in the order of every probability row.
+    pub classes: Vec<String>,
+}
+
+impl Classifier {
+    /// Loads `checkpoint` (see [`load_model`]) for inference.
+    ///
+    /// # Errors
+    /// Those of [`load_model`].
+    pub fn load(checkpoint: &Path, device: &Device) -> Result<(Classifier, RunConfig, Prepared)> {
+        let (model, cfg, prep) = load_model(checkpoint, device)?;
+        let classifier = Classifier {
+            model: burn::module::Module::valid(&model),
+            spatial: prep.spec.spatial.clone(),
+            device: device.clone(),
+            frames: cfg.sampling.frames(),
+            classes: prep.classes.names.clone(),
+        };
+        Ok((classifier, cfg, prep))
+    }
+
+    /// Probabilities (rows of `classes.len()`), one row per clip of `frames` consecutive
+    /// entries of `frames` (a trailing partial clip is ignored).
+    ///
+    /// # Errors
+    /// Non-finite scores (see [`eval::softmax_rows`]).
+    pub fn probs(&self, frames: &[Frame]) -> Result<Vec<f32>> {
+        let t = self.frames;
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut clips = Vec::new();
+        for chunk in frames.chunks_exact(t) {
+            clips.extend(clip_to_tensor(chunk, &self.spatial, View::Center, &mut rng));
+        }
+        let n_clips = frames.len() / t;
+        let s = self.spatial.size;
+        let batch = crate::data::loader::Batch {
+            clips,
+            shape: [n_clips, t, 3, s, s],
+            labels: Vec::new(),
+            entries: Vec::new(),
+            views: 1,
+        };
+        let logits = self.model.forward(batch.tensor(&self.device), None);
+        let scores = logits
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        eval::softmax_rows(&scores, self.classes.len())
+    }
 }
 
 /// Class probabilities for each of `inputs` (video files or frame folders), and optionally a
@@ -769,11 +830,9 @@ pub fn predict_with(
     progress: bool,
     device: &Device,
 ) -> Result<(Vec<Prediction>, ClassMap)> {
-    let (model, cfg, prep) = load_model(checkpoint, device)?;
-    let model = burn::module::Module::valid(&model);
-    let t = cfg.sampling.frames();
+    let (classifier, cfg, prep) = Classifier::load(checkpoint, device)?;
+    let t = classifier.frames;
     let views = cfg.eval.temporal_views.max(1);
-    let spatial = &prep.spec.spatial;
     let names = &prep.classes.names;
     let bar = crate::util::progress_bar(
         inputs.len() as u64,
@@ -865,28 +924,8 @@ pub fn predict_with(
                 continue;
             }
         };
-        let mut rng = StdRng::seed_from_u64(0);
-        let mut clips = Vec::new();
-        for chunk in frames.chunks(t) {
-            clips.extend(clip_to_tensor(chunk, spatial, View::Center, &mut rng));
-        }
-        let n_clips = frames.len() / t;
-        let s = spatial.size;
-        let batch = crate::data::loader::Batch {
-            clips,
-            shape: [n_clips, t, 3, s, s],
-            labels: Vec::new(),
-            entries: Vec::new(),
-            views: 1,
-        };
-        let logits = model.forward(batch.tensor(device), None);
+        let probs = classifier.probs(&frames)?;
         let k = names.len();
-        let scores = logits
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("f32");
-        let probs = eval::softmax_rows(&scores, k)?;
         let mut video = vec![0f32; k];
         for v in 0..views {
             for c in 0..k {

@@ -10,6 +10,8 @@
 //! - [`faces`]: `faces` (raw videos -> aligned face clips), `predict --faces` (each
 //!   person's emotion over time, `--annotate`), and `[data.faces]` (faces cropped once and
 //!   cached for training and evaluation);
+//! - [`live`]: `predict --live`, a camera, network stream or pipe classified as it comes,
+//!   window by window;
 //! - [`info`]: `info`, a backbone and a method on it; [`data_check`]: `data check`;
 //!   [`synth`]: `synth`;
 //! - [`demo`]: `vidapter demo`, the papers' story offline on synthetic videos;
@@ -25,6 +27,7 @@ pub mod experiment;
 pub mod extract;
 pub mod faces;
 pub mod info;
+pub mod live;
 pub mod predict;
 pub mod synth;
 

@@ -19,6 +19,7 @@ mod faces_cli;
 mod faces_detect;
 mod fuzz;
 mod layers;
+mod live;
 mod method_parity;
 mod methods;
 mod side_branch;

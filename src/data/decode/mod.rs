@@ -30,6 +30,7 @@
 mod convert;
 pub(crate) mod ffmpeg_log;
 mod frames;
+mod live;
 mod stream;
 mod video;
 
@@ -40,6 +41,7 @@ use std::time::Duration;
 use super::{Problem, Source};
 
 pub use frames::format_template;
+pub use live::{LiveFrame, LiveOptions, LiveReader, LiveSource};
 pub use stream::{DEFAULT_FPS, VideoReader};
 
 /// One decoded picture.

@@ -111,7 +111,12 @@ impl Deadline {
         self.base.elapsed().saturating_sub(began)
     }
 
-    fn passed(&self) -> bool {
+    /// The limit of each window.
+    pub(super) fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    pub(super) fn passed(&self) -> bool {
         self.elapsed() >= self.limit
     }
 
@@ -123,7 +128,7 @@ impl Deadline {
         }
     }
 
-    fn error(&self, path: &Path, frames_so_far: usize) -> DecodeError {
+    pub(super) fn error(&self, path: &Path, frames_so_far: usize) -> DecodeError {
         DecodeError::new(
             path,
             Kind::Timeout,
@@ -284,6 +289,8 @@ pub(super) struct Demuxer {
     input: format::context::Input,
     stream: usize,
     decoder: decoder::Video,
+    /// The stream's time base (seconds per timestamp unit).
+    pub(super) time_base: Rational,
     /// Clockwise quarter turns (in degrees) that make frames upright.
     pub(super) rotation: u16,
     /// Header facts: frame count, fps, codec.
@@ -348,6 +355,16 @@ impl Demuxer {
         // FFmpeg polls this during blocking I/O and stream probing.
         let input = format::input_with_interrupt(path, move || d.passed())
             .map_err(|e| open_error(path, e, deadline))?;
+        Demuxer::with_input(path, input, opts)
+    }
+
+    /// A demuxer over an input opened by the caller (a live source with its own options);
+    /// `path` names it in errors.
+    pub(super) fn with_input(
+        path: &Path,
+        input: format::context::Input,
+        opts: &DecodeOptions,
+    ) -> Result<Demuxer, DecodeError> {
         let Some(stream) = choose_stream(&input) else {
             let kinds: Vec<String> = input
                 .streams()
@@ -402,6 +419,7 @@ impl Demuxer {
             input,
             stream,
             decoder,
+            time_base,
             rotation,
             info,
             stats: PassStats::default(),
