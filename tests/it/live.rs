@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::common::fixtures::{ramp_dataset, run_config};
 use super::common::{text, vidapter};
+use vidapter::app::bench::live::wait_for_listener;
 
 /// A checkpoint trained once for these tests (the tiny ViT, FE-Adapter, 2 classes).
 fn checkpoint() -> &'static Path {
@@ -33,7 +34,16 @@ fn stream_file(dir: &Path, seconds: u32) -> PathBuf {
     let ok = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("testsrc2=size=64x48:rate=25:duration={seconds}"))
-        .args(["-c:v", "mpeg2video", "-q:v", "3", "-g", "12", "-f", "mpegts"])
+        .args([
+            "-c:v",
+            "mpeg2video",
+            "-q:v",
+            "3",
+            "-g",
+            "12",
+            "-f",
+            "mpegts",
+        ])
         .arg(&path)
         .status()
         .expect("the ffmpeg tool runs (scripts/install-deps.sh installs it)");
@@ -147,19 +157,10 @@ fn assert_same_windows(
     }
 }
 
-/// Waits (at most 60 s) until a socket is bound to the port of `url` (`/proc/net/udp`).
+/// Waits (at most 60 s) until a socket is bound to the port of `url`.
 fn wait_for_udp_listener(url: &str) {
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    let needle = format!(":{port:04X} ");
-    let t = Instant::now();
-    while !std::fs::read_to_string("/proc/net/udp")
-        .unwrap()
-        .lines()
-        .any(|l| l.split_whitespace().nth(1).is_some_and(|a| format!("{a} ").ends_with(&needle)))
-    {
-        assert!(t.elapsed() < Duration::from_secs(60), "nothing listens on {url}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(port, Duration::from_secs(60));
 }
 
 /// A free UDP port on loopback.
@@ -199,7 +200,12 @@ fn a_file_and_a_fifo_give_the_offline_timeline_window_for_window() {
     let summary_json = tmp.path().join("summary.json");
     let live = spawn_live(
         fifo.to_str().unwrap(),
-        &["--format", "csv", "--summary", summary_json.to_str().unwrap()],
+        &[
+            "--format",
+            "csv",
+            "--summary",
+            summary_json.to_str().unwrap(),
+        ],
     );
     let mut writer = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-re", "-i"])
@@ -215,13 +221,14 @@ fn a_file_and_a_fifo_give_the_offline_timeline_window_for_window() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("window,start,end,pts,latency_ms,dropped,class1,p1,class2,p2")
+        Some("window,face,start,end,pts,latency_ms,dropped,class1,p1,class2,p2")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), want.len(), "{csv}");
     for row in &rows {
-        let start: usize = row[1].parse().unwrap();
-        for c in [6, 8] {
+        assert_eq!(row[1], "", "no face column without --faces: {row:?}");
+        let start: usize = row[2].parse().unwrap();
+        for c in [7, 9] {
             let p: f64 = row[c + 1].parse().unwrap();
             assert!((p - want[&start][row[c]]).abs() < 2e-6, "{row:?}");
         }
@@ -257,8 +264,14 @@ fn a_udp_stream_is_classified_live_then_reconnected_then_given_up() {
     let err = String::from_utf8_lossy(&o.stderr);
     // The sender is gone: the stream stalls, the reconnect attempt fails, a clear end.
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(err.contains("reconnecting in 0.5 s (attempt 1 of 1)"), "{err}");
-    assert!(err.contains("gave up after 1 reconnect attempt(s)"), "{err}");
+    assert!(
+        err.contains("reconnecting in 0.5 s (attempt 1 of 1)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("gave up after 1 reconnect attempt(s)"),
+        "{err}"
+    );
     assert!(err.contains(&url), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(30));
     // What was classified while it ran equals the offline timeline on the same frames.
@@ -292,7 +305,10 @@ fn sigint_ends_a_live_run_cleanly_with_its_summary() {
         if let Some(s) = live.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "SIGINT did not end the run");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "SIGINT did not end the run"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let _ = sender.kill();
@@ -315,6 +331,42 @@ fn a_refused_address_and_a_missing_device_are_named() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("/dev/video97") && err.contains("no such device"),
+        "{err}"
+    );
+}
+
+#[test]
+fn live_faces_give_one_record_per_face_and_window() {
+    let face = super::common::faces::media("single_face.mp4");
+    let detector = super::common::faces::detector();
+    let detector = detector.to_str().unwrap();
+    // A file is read losslessly: every frame detected, tracked and aligned.
+    let o = vidapter(&live_args(
+        face.to_str().unwrap(),
+        &["--faces", "--detector", detector],
+    ));
+    assert!(o.status.success(), "{}", text(&o));
+    let got = records(&o.stdout);
+    // 72 frames, one face from the first frame: windows [0, 8), [4, 12), ... [64, 72).
+    assert_eq!(got.len(), 17, "{}", text(&o));
+    for (i, (start, end, probs, r)) in got.iter().enumerate() {
+        assert_eq!(r["face"], 0, "{r}");
+        assert_eq!((*start, *end), (4 * i, 4 * i + 8), "{r}");
+        assert_eq!(r["dropped"], 0, "{r}");
+        let sum: f64 = probs.values().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{r}");
+    }
+    // No face: no record, a clean end that says so.
+    let none = super::common::faces::media("no_face.mp4");
+    let o = vidapter(&live_args(
+        none.to_str().unwrap(),
+        &["--faces", "--detector", detector],
+    ));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("0 windows") && err.contains("no face"),
         "{err}"
     );
 }

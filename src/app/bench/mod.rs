@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod faces;
+pub mod live;
 pub mod train;
 
 use std::path::PathBuf;

@@ -182,8 +182,12 @@ impl LiveReader {
         };
         let deadline = Deadline::new(&decode_opts);
         deadline.restart();
-        let input = open_input(source, opts, &deadline, &stop)
-            .map_err(|e| with_messages(open_error(&name, source, e, &deadline, &stop), &capture.messages()))?;
+        let input = open_input(source, opts, &deadline, &stop).map_err(|e| {
+            with_messages(
+                open_error(&name, source, e, &deadline, &stop),
+                &capture.messages(),
+            )
+        })?;
         let demuxer = Demuxer::with_input(&name, input, &decode_opts)
             .map_err(|e| with_messages(e, &capture.messages()))?;
         Ok(LiveReader {
@@ -230,9 +234,10 @@ impl LiveReader {
             }
         };
         let tb = self.demuxer.time_base;
-        let pts = f.timestamp().filter(|_| tb.denominator() != 0).map(|t| {
-            t as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator())
-        });
+        let pts = f
+            .timestamp()
+            .filter(|_| tb.denominator() != 0)
+            .map(|t| t as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator()));
         match self.converter.convert(&f, self.rotation) {
             Ok(frame) => Ok(Some(LiveFrame { frame, pts })),
             Err(reason) => {
@@ -357,11 +362,19 @@ fn open_error(
         ),
         e => {
             let hint = match source {
-                LiveSource::Url(_) => " (check the URL, that the server runs, and its protocol options)",
-                LiveSource::Device(_) => " (is it a camera, and free? `v4l2-ctl --list-devices` lists them)",
+                LiveSource::Url(_) => {
+                    " (check the URL, that the server runs, and its protocol options)"
+                }
+                LiveSource::Device(_) => {
+                    " (is it a camera, and free? `v4l2-ctl --list-devices` lists them)"
+                }
                 _ => "",
             };
-            DecodeError::new(name, Kind::NotVideo, format!("FFmpeg cannot open it: {e}{hint}"))
+            DecodeError::new(
+                name,
+                Kind::NotVideo,
+                format!("FFmpeg cannot open it: {e}{hint}"),
+            )
         }
     }
 }
@@ -421,6 +434,9 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(5));
         let msg = e.to_string();
         assert!(msg.contains("tcp://127.0.0.1:9"), "{msg}");
-        assert!(msg.contains("check the URL") || msg.contains("nothing came"), "{msg}");
+        assert!(
+            msg.contains("check the URL") || msg.contains("nothing came"),
+            "{msg}"
+        );
     }
 }
