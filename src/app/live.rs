@@ -106,6 +106,10 @@ fn six_decimals<S: serde::Serializer>(p: &f32, s: S) -> std::result::Result<S::O
     s.serialize_f64((f64::from(*p) * 1e6).round() / 1e6)
 }
 
+fn tenth<S: serde::Serializer>(t: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64((t * 10.0).round() / 10.0)
+}
+
 fn millis<S: serde::Serializer>(t: &Option<f64>, s: S) -> std::result::Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_some(&((t * 1e3).round() / 1e3)),
@@ -128,7 +132,9 @@ pub struct LiveRecord {
     /// The stream's time of the first frame, in seconds, when it carries timestamps.
     #[serde(serialize_with = "millis")]
     pub pts: Option<f64>,
-    /// From the arrival of the window's newest frame to this record, in milliseconds.
+    /// From the arrival of the window's newest frame to this record, in milliseconds
+    /// (written to 0.1 ms).
+    #[serde(serialize_with = "tenth")]
     pub latency_ms: f64,
     /// Frames since the previous record that no classified window covered (the model was
     /// behind the source).
@@ -1017,7 +1023,7 @@ mod tests {
         let j = serde_json::to_string(&r).unwrap();
         assert_eq!(
             j,
-            r#"{"window":2,"start":24,"end":48,"pts":0.96,"latency_ms":41.26,"dropped":3,"top":[{"class":"smile","p":0.75},{"class":"frown","p":0.25}]}"#
+            r#"{"window":2,"start":24,"end":48,"pts":0.96,"latency_ms":41.3,"dropped":3,"top":[{"class":"smile","p":0.75},{"class":"frown","p":0.25}]}"#
         );
     }
 }

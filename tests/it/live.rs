@@ -193,6 +193,18 @@ fn a_file_and_a_fifo_give_the_offline_timeline_window_for_window() {
     let pts: Vec<f64> = got.iter().map(|r| r.3["pts"].as_f64().unwrap()).collect();
     assert!((pts[1] - pts[0] - 0.16).abs() < 1e-3, "{pts:?}");
 
+    // Standard input (`-`), held back (--lossless): the same windows.
+    let o = Command::new(env!("CARGO_BIN_EXE_vidapter"))
+        .args(live_args("-", &["--lossless"]))
+        .stdin(std::fs::File::open(&ts).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let got = records(&o.stdout);
+    assert_eq!(got.len(), want.len(), "{}", text(&o));
+    assert_same_windows(&got, &want);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("live standard input: 50 frames"));
+
     // A FIFO fed by a writer that starts after the reader: the same windows.
     let fifo = tmp.path().join("feed");
     let ok = Command::new("mkfifo").arg(&fifo).status().unwrap();
@@ -368,5 +380,33 @@ fn live_faces_give_one_record_per_face_and_window() {
     assert!(
         err.contains("0 windows") && err.contains("no face"),
         "{err}"
+    );
+}
+
+#[test]
+fn bench_live_reports_a_checkpoint_against_a_paced_stream() {
+    let o = vidapter(&[
+        "bench",
+        "live",
+        "--checkpoint",
+        checkpoint().to_str().unwrap(),
+        "--no-vit-s",
+        "--seconds",
+        "2",
+        "--size",
+        "64x48",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("64x48 25 fps H.264 stream (50 frames"),
+        "{out}"
+    );
+    assert!(out.contains("| checkpoint "), "{out}");
+    assert!(out.contains(" of 50 ("), "{out}");
+    assert!(
+        out.contains("per window against 480 ms between windows"),
+        "{out}"
     );
 }

@@ -55,8 +55,8 @@ pub struct LiveBenchRow {
     pub paced: LiveSummary,
     /// The latency target: the window's duration plus 200 ms.
     pub target_ms: f64,
-    /// Whether the paced run met it: every frame read (at least 97% of the stream's),
-    /// none dropped, p95 latency under the target.
+    /// Whether the paced run met it: the stream's frames read (at least 97%: the run stops
+    /// as the sender ends), none dropped, p95 latency under the target.
     pub meets_target: bool,
 }
 
@@ -67,6 +67,8 @@ pub struct LiveBenchReport {
     pub stream: String,
     /// Frames the paced stream holds.
     pub stream_frames: usize,
+    /// Its frame rate.
+    pub fps: usize,
     /// Threads the model may use (the machine's cores).
     pub cores: usize,
     /// Per model.
@@ -78,14 +80,14 @@ impl LiveBenchReport {
     pub fn render(&self) -> String {
         let mut t = format!(
             "predict --live on a {} stream ({} frames, sent in real time over UDP loopback), {} cores\n\n\
-             | model | clip | window / stride | model ms per window | lossless frames/s | paced: frames/s in | dropped | latency mean / p95 | target |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+             | model | clip | window / stride | model ms per window | lossless frames/s | paced: frames read | windows | dropped | latency mean / p95 | target |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
             self.stream, self.stream_frames, self.cores
         );
         for r in &self.rows {
             let p = &r.paced;
             t.push_str(&format!(
-                "| {} | {} x {} px | {} / {} | {:.0} | {:.1} | {:.1} | {:.1}% | {:.0} / {:.0} ms | {} {:.0} ms |\n",
+                "| {} | {} x {} px | {} / {} | {:.0} | {:.1} | {} of {} ({} decode errors) | {} | {:.1}% | {:.0} / {:.0} ms | {} {:.0} ms |\n",
                 r.model,
                 r.clip_frames,
                 r.size,
@@ -93,7 +95,10 @@ impl LiveBenchReport {
                 p.stride,
                 p.model_ms_mean,
                 r.sustained_fps,
-                p.input_fps,
+                p.frames,
+                self.stream_frames,
+                p.decode_errors,
+                p.windows,
                 p.drop_rate * 100.0,
                 p.latency_mean_ms,
                 p.latency_p95_ms,
@@ -103,7 +108,7 @@ impl LiveBenchReport {
         }
         for r in &self.rows {
             let p = &r.paced;
-            let budget = p.stride as f64 * 1000.0 / stream_fps(p);
+            let budget = p.stride as f64 * 1000.0 / self.fps as f64;
             t.push_str(&format!(
                 "\n{}: the model takes {:.0} ms per window against {:.0} ms between windows ({:.0}% of the stride's time); {}",
                 r.model,
@@ -119,15 +124,6 @@ impl LiveBenchReport {
         }
         t.push('\n');
         t
-    }
-}
-
-/// The paced run's source frame rate (its frames over the window's duration).
-fn stream_fps(p: &LiveSummary) -> f64 {
-    if p.seconds > 0.0 && p.frames > 0 {
-        (p.frames as f64 / p.seconds).max(1.0)
-    } else {
-        25.0
     }
 }
 
@@ -225,7 +221,7 @@ pub fn bench_live(opts: &LiveBench, device: &Device) -> Result<LiveBenchReport> 
         let paced = paced?;
         sent?;
         let target_ms = paced.window as f64 * 1000.0 / opts.fps as f64 + 200.0;
-        let expected = (paced.seconds * opts.fps as f64).floor();
+        let expected = opts.seconds * opts.fps as f64;
         let meets_target = paced.frames as f64 >= 0.97 * expected
             && paced.dropped == 0
             && paced.latency_p95_ms < target_ms;
@@ -242,6 +238,7 @@ pub fn bench_live(opts: &LiveBench, device: &Device) -> Result<LiveBenchReport> 
     Ok(LiveBenchReport {
         stream: format!("{}x{} {} fps H.264", opts.width, opts.height, opts.fps),
         stream_frames: (opts.seconds * opts.fps as f64) as usize,
+        fps: opts.fps,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rows,
     })
@@ -350,5 +347,64 @@ pub fn wait_for_listener(port: u16, limit: Duration) {
             }
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(frames: usize, dropped: usize, model_ms: f64, p95: f64) -> LiveSummary {
+        LiveSummary {
+            source: "udp://127.0.0.1:5600".into(),
+            frames,
+            windows: 40,
+            dropped,
+            drop_rate: dropped as f64 / frames as f64,
+            decode_errors: 0,
+            reconnects: 0,
+            latency_mean_ms: p95 - 5.0,
+            latency_p95_ms: p95,
+            model_ms_mean: model_ms,
+            seconds: 20.0,
+            input_fps: frames as f64 / 20.0,
+            window: 25,
+            stride: 12,
+            lossless: false,
+            faces: None,
+            end: "time limit".into(),
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn the_table_says_what_bounds_each_model() {
+        let row = |model: &str, paced: LiveSummary, meets: bool| LiveBenchRow {
+            model: model.into(),
+            clip_frames: 8,
+            size: 224,
+            sustained_fps: 150.0,
+            paced,
+            target_ms: 1200.0,
+            meets_target: meets,
+        };
+        let report = LiveBenchReport {
+            stream: "640x480 25 fps H.264".into(),
+            stream_frames: 500,
+            fps: 25,
+            cores: 2,
+            rows: vec![
+                row("small", summary(500, 0, 76.0, 87.0), true),
+                row("large", summary(500, 318, 3305.0, 4427.0), false),
+            ],
+        };
+        let t = report.render();
+        assert!(t.contains("| small | 8 x 224 px | 25 / 12 | 76 | 150.0 | 500 of 500 (0 decode errors) | 40 | 0.0% | 82 / 87 ms | met, < 1200 ms |"), "{t}");
+        assert!(
+            t.contains("| 63.6% | 4422 / 4427 ms | missed, < 1200 ms |"),
+            "{t}"
+        );
+        assert!(t.contains("small: the model takes 76 ms per window against 480 ms between windows (16% of the stride's time); the source's pace bounds it."), "{t}");
+        assert!(t.contains("large: the model takes 3305 ms per window against 480 ms between windows (689% of the stride's time); the model bounds it"), "{t}");
     }
 }
