@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # Debian packages: a C toolchain for crates with C parts; FFmpeg's libraries (video
-# decoding) with pkg-config and libclang (ffmpeg-sys-next generates its bindings at build
-# time); the ffmpeg command-line tool (tests encode their own small videos with it).
+# decoding; libavdevice for cameras) with pkg-config and libclang (ffmpeg-sys-next generates
+# its bindings at build time); the ffmpeg command-line tool (tests encode their own small
+# videos with it, and stream them to `predict --live`).
 packages=(build-essential pkg-config libclang-dev libavcodec-dev libavformat-dev libavdevice-dev libavutil-dev libswscale-dev ffmpeg)
 missing=()
 for p in "${packages[@]}"; do

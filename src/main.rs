@@ -176,7 +176,8 @@ enum Command {
         out: Option<PathBuf>,
         /// Raw videos of people: find, follow and align each face (as `vidapter faces`
         /// does, with the checkpoint's [data.faces] settings), then give each face's
-        /// emotion over time in windows of --timeline frames (default one second).
+        /// emotion over time in windows of --timeline frames (default one second); with
+        /// --live, one record per face and window.
         #[arg(long, conflicts_with = "crop")]
         faces: bool,
         /// With --faces: write the video with each face's box, id and class drawn here (a
@@ -726,7 +727,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reconnect,
                 duration: duration.map(Duration::from_secs_f64),
                 progress,
-                faces: faces.then(|| live::LiveFaceOptions {
+                faces: faces.then_some(live::LiveFaceOptions {
                     detector,
                     every: detect_every,
                 }),
