@@ -1,7 +1,7 @@
 //! `vidapter predict --live SOURCE`: classify a camera, a network stream or a pipe as it
 //! comes, one record per sliding window, flushed at once.
 //!
-//! Two threads share a ring of decoded frames ([`Ring`]):
+//! Two threads share a ring of decoded frames (`Ring`):
 //! - the **reader** decodes the source into the ring as fast as it delivers. In real-time
 //!   mode (a paced source: a stream, a camera, a pipe) it never waits for the model: the
 //!   ring holds `window + stride` frames and the oldest fall out. In lossless mode (a file,
