@@ -693,7 +693,10 @@ fn probabilities<S: serde::Serializer>(p: &[f32], s: S) -> std::result::Result<S
 }
 
 /// Seconds to the millisecond (`1.333`, not `1.3333333333333333`).
-fn seconds_ms<S: serde::Serializer>(t: &Option<f64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+pub(crate) fn seconds_ms<S: serde::Serializer>(
+    t: &Option<f64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_some(&((t * 1e3).round() / 1e3)),
         None => s.serialize_none(),

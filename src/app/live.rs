@@ -110,13 +110,6 @@ fn tenth<S: serde::Serializer>(t: &f64, s: S) -> std::result::Result<S::Ok, S::E
     s.serialize_f64((t * 10.0).round() / 10.0)
 }
 
-fn millis<S: serde::Serializer>(t: &Option<f64>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_some(&((t * 1e3).round() / 1e3)),
-        None => s.serialize_none(),
-    }
-}
-
 /// One classified window.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveRecord {
@@ -130,7 +123,7 @@ pub struct LiveRecord {
     /// One past the last frame.
     pub end: usize,
     /// The stream's time of the first frame, in seconds, when it carries timestamps.
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "super::experiment::seconds_ms")]
     pub pts: Option<f64>,
     /// From the arrival of the window's newest frame to this record, in milliseconds
     /// (written to 0.1 ms).
