@@ -802,6 +802,8 @@ fn faces_loop(
         });
         ring.changed.notify_all();
         let Some((seq, frame, pts, arrival)) = got else {
+            // Frames skipped since the last record still count in the summary.
+            emit.dropped += dropped_since;
             return Ok(());
         };
         if read.is_multiple_of(settings.every) {
