@@ -191,22 +191,23 @@ enum Command {
         /// With --faces: run the detector on every N-th frame (tracks are interpolated).
         #[arg(long, requires = "faces", value_parser = at_least_one)]
         detect_every: Option<usize>,
-        /// With --live: classes per record, most probable first.
-        #[arg(long, default_value_t = 3, requires = "live", value_parser = at_least_one)]
-        top_k: usize,
+        /// With --live: classes per record, most probable first [default: 3].
+        #[arg(long, requires = "live", value_parser = at_least_one)]
+        top_k: Option<usize>,
         /// With --live: classify every window, holding the source back, instead of dropping
         /// frames when the model is behind (the default for a file; a network stream held
         /// back loses packets instead).
         #[arg(long, requires = "live")]
         lossless: bool,
         /// With --live: seconds to wait for the source to open and then for each frame
-        /// before it counts as stalled (and is reconnected, for a network stream or camera).
-        #[arg(long, default_value_t = 10.0, requires = "live", value_parser = positive_seconds)]
-        stall_timeout: f64,
+        /// before it counts as stalled (and is reconnected, for a network stream or camera)
+        /// [default: 10].
+        #[arg(long, requires = "live", value_parser = positive_seconds)]
+        stall_timeout: Option<f64>,
         /// With --live: reconnect attempts in a row (back-off 0.5, 1, 2, 4, 8 s) before
-        /// giving up on a lost network stream or camera.
-        #[arg(long, default_value_t = 5, requires = "live")]
-        reconnect: usize,
+        /// giving up on a lost network stream or camera [default: 5].
+        #[arg(long, requires = "live")]
+        reconnect: Option<usize>,
         /// With --live: an FFmpeg input option, as `ffmpeg` takes it before `-i` (repeat):
         /// `--ffmpeg-option rtsp_transport=tcp`, `--ffmpeg-option video_size=640x480`.
         #[arg(long, value_name = "KEY=VALUE", requires = "live", value_parser = key_value)]
@@ -601,6 +602,33 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let device = device::parse(&cli.device)?;
     let progress = !cli.quiet;
+    // clap does not enforce `requires = "live"` once files are given (they conflict with
+    // --live), so the live-only options are checked here.
+    if let Command::Predict {
+        live: None,
+        top_k,
+        lossless,
+        stall_timeout,
+        reconnect,
+        ffmpeg_option,
+        duration,
+        summary,
+        ..
+    } = &cli.command
+    {
+        let given = [
+            ("--top-k", top_k.is_some()),
+            ("--lossless", *lossless),
+            ("--stall-timeout", stall_timeout.is_some()),
+            ("--reconnect", reconnect.is_some()),
+            ("--ffmpeg-option", !ffmpeg_option.is_empty()),
+            ("--duration", duration.is_some()),
+            ("--summary", summary.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            bail!("{flag} goes with --live SOURCE (a camera, stream or pipe), not with files");
+        }
+    }
     match cli.command {
         Command::Info {
             backbone,
@@ -716,15 +744,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 window: timeline,
                 stride,
                 crop: crop.as_deref().map(predict::crop_box).transpose()?,
-                top_k,
+                top_k: top_k.unwrap_or(3),
                 csv: format == "csv",
                 lossless: lossless.then_some(true),
                 reader: vidapter::data::decode::LiveOptions {
-                    stall: Duration::from_secs_f64(stall_timeout),
+                    stall: Duration::from_secs_f64(stall_timeout.unwrap_or(10.0)),
                     ffmpeg_options: ffmpeg_option,
                     ..Default::default()
                 },
-                reconnect,
+                reconnect: reconnect.unwrap_or(5),
                 duration: duration.map(Duration::from_secs_f64),
                 progress,
                 faces: faces.then_some(live::LiveFaceOptions {

@@ -338,6 +338,14 @@ fn a_refused_address_and_a_missing_device_are_named() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("tcp://127.0.0.1:9"), "{err}");
+    // A live-only option with files is refused, not ignored.
+    let o = vidapter(&["predict", "--checkpoint", "x", "a.mp4", "--top-k", "2"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--top-k goes with --live SOURCE"),
+        "{}",
+        text(&o)
+    );
     let o = vidapter(&live_args("/dev/video97", &[]));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
