@@ -782,13 +782,13 @@ impl Classifier {
     /// Those of [`load_model`].
     pub fn load(checkpoint: &Path, device: &Device) -> Result<(Classifier, RunConfig, Prepared)> {
         let (model, cfg, prep) = load_model(checkpoint, device)?;
-        let classifier = Classifier {
-            model: burn::module::Module::valid(&model),
-            spatial: prep.spec.spatial.clone(),
-            device: device.clone(),
-            frames: cfg.sampling.frames(),
-            classes: prep.classes.names.clone(),
-        };
+        let classifier = Classifier::new(
+            model,
+            prep.spec.spatial.clone(),
+            cfg.sampling.frames(),
+            prep.classes.names.clone(),
+            device,
+        );
         Ok((classifier, cfg, prep))
     }
 
@@ -826,6 +826,15 @@ impl Classifier {
             .expect("f32");
         eval::softmax_rows(&scores, self.classes.len())
     }
+}
+
+/// Frames per timeline window when the user names none: one second of the video (25
+/// frames when its rate is unknown), at least one clip of `clip` frames.
+pub fn default_window(fps: Option<f64>, clip: usize) -> usize {
+    let second = fps
+        .filter(|f| f.is_finite() && *f > 0.0)
+        .map_or(25, |f| f.round() as usize);
+    second.max(clip)
 }
 
 /// Class probabilities for each of `inputs` (video files or frame folders), and optionally a

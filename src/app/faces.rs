@@ -26,13 +26,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::experiment::{PredictOptions, WindowPrediction, load_model};
+use super::experiment::{Classifier, PredictOptions, WindowPrediction, default_window};
 use crate::data::config::FaceCrops;
 use crate::data::config::Split;
 use crate::data::decode::{DecodeOptions, Frame, VideoReader};
 use crate::data::encode::{VideoWriter, write_jpeg};
 use crate::data::sampling::{Mode, Sampling};
-use crate::data::transform::{View, clip_to_tensor};
 use crate::data::{Entry, Problem, Source};
 use crate::error::{Error, Result};
 use crate::faces::align::{AlignConfig, align};
@@ -351,6 +350,20 @@ impl FacePipeline {
         }
         Ok(())
     }
+}
+
+/// The face settings a checkpoint was trained with (its `[data.faces]`, else the
+/// defaults), with the detector and its frequency overridden where the user names them:
+/// crops for prediction are made as they were for training.
+pub fn face_settings(cfg: &RunConfig, detector: Option<&str>, every: Option<usize>) -> FaceCrops {
+    let mut settings = cfg.data.faces.clone().unwrap_or_default();
+    if let Some(d) = detector {
+        settings.detector = Some(d.to_string());
+    }
+    if let Some(n) = every {
+        settings.every = n;
+    }
+    settings
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1118,16 +1131,8 @@ pub fn predict_faces(
     device: &Device,
 ) -> Result<FacePredictReport> {
     let start = Instant::now();
-    let (model, cfg, prep) = load_model(checkpoint, device)?;
-    let model = burn::module::Module::valid(&model);
-    // Crops as the model was trained on: the checkpoint's `[data.faces]`, else defaults.
-    let mut settings = cfg.data.faces.clone().unwrap_or_default();
-    if let Some(d) = &face_opts.detector {
-        settings.detector = Some(d.clone());
-    }
-    if let Some(n) = face_opts.every {
-        settings.every = n;
-    }
+    let (classifier, cfg, prep) = Classifier::load(checkpoint, device)?;
+    let settings = face_settings(&cfg, face_opts.detector.as_deref(), face_opts.every);
     let pipeline = FacePipeline::load(&settings)?;
     let decode = DecodeOptions {
         allow_damaged: face_opts.allow_damaged,
@@ -1135,8 +1140,7 @@ pub fn predict_faces(
         ..DecodeOptions::default()
     };
     let names = prep.classes.names.clone();
-    let t = cfg.sampling.frames();
-    let spatial = &prep.spec.spatial;
+    let t = classifier.frames;
     let bar = crate::util::progress_bar(
         inputs.len() as u64,
         "predict {bar:25} {pos}/{len} videos  ETA {eta}",
@@ -1171,7 +1175,7 @@ pub fn predict_faces(
         }
         let window = opts
             .window
-            .unwrap_or_else(|| (faces.fps.round() as usize).max(t))
+            .unwrap_or_else(|| default_window(Some(faces.fps), t))
             .max(1);
         let stride = opts.stride.unwrap_or((window / 2).max(1)).max(1);
         // Crops of every track, kept until classified.
@@ -1192,27 +1196,12 @@ pub fn predict_faces(
             let mut rng = StdRng::seed_from_u64(0);
             let mut probs_all: Vec<f32> = Vec::new();
             for chunk in spans.chunks(16) {
-                let mut clips = Vec::new();
+                let mut clips: Vec<Frame> = Vec::with_capacity(chunk.len() * t);
                 for &(a, b) in chunk {
                     let idx = seg.indices(b - a, Mode::Test { view: 0, views: 1 }, &mut rng);
-                    let clip: Vec<Frame> = idx.iter().map(|&i| frames[a + i].clone()).collect();
-                    clips.extend(clip_to_tensor(&clip, spatial, View::Center, &mut rng));
+                    clips.extend(idx.iter().map(|&i| frames[a + i].clone()));
                 }
-                let s = spatial.size;
-                let batch = crate::data::loader::Batch {
-                    clips,
-                    shape: [chunk.len(), t, 3, s, s],
-                    labels: Vec::new(),
-                    entries: Vec::new(),
-                    views: 1,
-                };
-                let logits = model.forward(batch.tensor(device), None);
-                let scores = logits
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .expect("f32");
-                probs_all.extend(crate::eval::softmax_rows(&scores, names.len())?);
+                probs_all.extend(classifier.probs(&clips)?);
             }
             let k = names.len();
             let timeline: Vec<WindowPrediction> = spans

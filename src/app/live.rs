@@ -35,8 +35,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::experiment::Classifier;
-use super::faces::FacePipeline;
+use super::experiment::{Classifier, default_window};
+use super::faces::{FacePipeline, face_settings};
 use crate::data::decode::{Frame, LiveOptions, LiveReader, LiveSource};
 use crate::data::sampling::{Mode, Sampling};
 use crate::error::{Error, Result};
@@ -332,14 +332,6 @@ struct Job {
     newest_arrival: Instant,
 }
 
-/// Frames per window by default: one second of the source, at least one clip.
-fn default_window(fps: Option<f64>, clip: usize) -> usize {
-    let second = fps
-        .filter(|f| f.is_finite() && *f > 0.0)
-        .map_or(25, |f| f.round() as usize);
-    second.max(clip)
-}
-
 /// Runs `predict --live`: records to `out` as they come (flushed each), the summary
 /// returned at the end (end of stream, SIGINT via `stop`, the time limit, or giving up on
 /// a lost source).
@@ -357,19 +349,9 @@ pub fn run_live(
 ) -> Result<LiveSummary> {
     let (classifier, cfg, _prep) = Classifier::load(checkpoint, device)?;
     let faces = match &run.faces {
-        Some(f) => {
-            // Crops as the model was trained on: the checkpoint's `[data.faces]`.
-            let mut settings = cfg.data.faces.clone().unwrap_or_default();
-            if let Some(d) = &f.detector {
-                settings.detector = Some(d.clone());
-            }
-            if let Some(n) = f.every {
-                settings.every = n;
-            }
-            Some(LiveFaces {
-                pipeline: FacePipeline::load(&settings)?,
-            })
-        }
+        Some(f) => Some(LiveFaces {
+            pipeline: FacePipeline::load(&face_settings(&cfg, f.detector.as_deref(), f.every))?,
+        }),
         None => None,
     };
     run_live_with(&classifier, faces.as_ref(), run, stop, out)
@@ -660,17 +642,20 @@ fn wait_for<T>(
     }
 }
 
-/// Whole frames, window by window (see the module doc).
-fn windows_loop(ring: &Ring, grid: &Grid, clock: &Clock, emit: &mut Emitter<'_>) -> Result<()> {
-    let (w, stride) = (grid.w, grid.stride);
-    let offsets = Sampling::Segment {
-        frames: emit.classifier.frames,
-    }
-    .indices(
+/// The frames of a window of `w` that a clip of `t` takes, as `predict --timeline` samples
+/// a window (segment sampling, the test view).
+fn window_offsets(t: usize, w: usize) -> Vec<usize> {
+    Sampling::Segment { frames: t }.indices(
         w,
         Mode::Test { view: 0, views: 1 },
         &mut StdRng::seed_from_u64(0),
-    );
+    )
+}
+
+/// Whole frames, window by window (see the module doc).
+fn windows_loop(ring: &Ring, grid: &Grid, clock: &Clock, emit: &mut Emitter<'_>) -> Result<()> {
+    let (w, stride) = (grid.w, grid.stride);
+    let offsets = window_offsets(emit.classifier.frames, w);
     let (mut connection, mut next_start, mut covered_end) = (0, 0, 0);
     let mut flushed = false;
     loop {
@@ -750,14 +735,7 @@ fn faces_loop(
 ) -> Result<()> {
     let (w, stride) = (grid.w, grid.stride);
     let settings = faces.pipeline.settings().clone();
-    let offsets = Sampling::Segment {
-        frames: emit.classifier.frames,
-    }
-    .indices(
-        w,
-        Mode::Test { view: 0, views: 1 },
-        &mut StdRng::seed_from_u64(0),
-    );
+    let offsets = window_offsets(emit.classifier.frames, w);
     let align_cfg = AlignConfig {
         size: settings.size,
         margin: settings.margin,

@@ -128,7 +128,7 @@ impl Deadline {
         }
     }
 
-    pub(super) fn error(&self, path: &Path, frames_so_far: usize) -> DecodeError {
+    fn error(&self, path: &Path, frames_so_far: usize) -> DecodeError {
         DecodeError::new(
             path,
             Kind::Timeout,
