@@ -157,6 +157,16 @@ fn assert_same_windows(
     }
 }
 
+/// The ffmpeg tool sending `ts` as MPEG-TS to `target` (a FIFO or a URL) at its own
+/// frame rate, as a live source would.
+fn real_time_sender(ts: &Path, target: &str) -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-v", "error", "-y", "-re", "-i"])
+        .arg(ts)
+        .args(["-c", "copy", "-f", "mpegts", target]);
+    c
+}
+
 /// Waits (at most 60 s) until a socket is bound to the port of `url`.
 fn wait_for_udp_listener(url: &str) {
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
@@ -219,11 +229,7 @@ fn a_file_and_a_fifo_give_the_offline_timeline_window_for_window() {
             summary_json.to_str().unwrap(),
         ],
     );
-    let mut writer = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-re", "-i"])
-        .arg(&ts)
-        .args(["-c", "copy", "-f", "mpegts"])
-        .arg(&fifo)
+    let mut writer = real_time_sender(&ts, fifo.to_str().unwrap())
         .spawn()
         .unwrap();
     let o = live.wait_with_output().unwrap();
@@ -264,11 +270,7 @@ fn a_udp_stream_is_classified_live_then_reconnected_then_given_up() {
     let live = spawn_live(&url, &["--stall-timeout", "3", "--reconnect", "1"]);
     // The sender starts once the receiver listens, so that no frame is lost before it.
     wait_for_udp_listener(&url);
-    let sender = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-i"])
-        .arg(&ts)
-        .args(["-c", "copy", "-f", "mpegts"])
-        .arg(format!("{url}?pkt_size=1316"))
+    let sender = real_time_sender(&ts, &format!("{url}?pkt_size=1316"))
         .status()
         .unwrap();
     assert!(sender.success());
@@ -299,11 +301,7 @@ fn sigint_ends_a_live_run_cleanly_with_its_summary() {
     let url = format!("udp://127.0.0.1:{}", free_port());
     let mut live = spawn_live(&url, &[]);
     wait_for_udp_listener(&url);
-    let mut sender = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-i"])
-        .arg(&ts)
-        .args(["-c", "copy", "-f", "mpegts"])
-        .arg(format!("{url}?pkt_size=1316"))
+    let mut sender = real_time_sender(&ts, &format!("{url}?pkt_size=1316"))
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
