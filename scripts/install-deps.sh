@@ -6,8 +6,9 @@ set -euo pipefail
 # Debian packages: a C toolchain for crates with C parts; FFmpeg's libraries (video
 # decoding; libavdevice for cameras) with pkg-config and libclang (ffmpeg-sys-next generates
 # its bindings at build time); the ffmpeg command-line tool (tests encode their own small
-# videos with it, and stream them to `predict --live`).
-packages=(build-essential pkg-config libclang-dev libavcodec-dev libavformat-dev libavdevice-dev libavutil-dev libswscale-dev ffmpeg)
+# videos with it, and stream them to `predict --live`); Gloo, the collective library
+# data-parallel training all-reduces through (PyTorch's CPU backend).
+packages=(build-essential pkg-config libclang-dev libavcodec-dev libavformat-dev libavdevice-dev libavutil-dev libswscale-dev ffmpeg libgloo-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

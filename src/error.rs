@@ -165,6 +165,11 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// Data-parallel training across processes failed: a launch variable is missing or
+    /// malformed, the rendezvous timed out, or a peer stopped (its connection closed).
+    #[error("distributed training: {0}")]
+    Distributed(String),
+
     /// A feature cache cannot serve this run: made with other settings, or its extraction
     /// did not finish. Extracting again (`vidapter extract`) mends it.
     #[error("{}: {reason}", index.display())]

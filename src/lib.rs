@@ -24,6 +24,7 @@ pub mod app;
 pub mod backbone;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod eval;
 pub mod faces;

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Each top-level module and its layer; a module may use modules of lower layers only.
-const LAYERS: [(&str, usize); 10] = [
+const LAYERS: [(&str, usize); 11] = [
     ("error", 0),
     ("util", 1),
     ("data", 2),
     ("backbone", 2),
     ("device", 2),
+    ("dist", 2),
     ("eval", 3),
     ("methods", 3),
     ("faces", 3),
