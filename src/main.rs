@@ -106,6 +106,12 @@ enum Command {
         /// Choose checkpoints on the test split, as peer DFER repositories do; reports say so.
         #[arg(long)]
         val_on_test: bool,
+        /// Data-parallel on this machine: run N ranks (processes), each with an equal share
+        /// of the cores, as `torchrun --nproc-per-node N` would. Under torchrun or Slurm,
+        /// leave it out: their variables (WORLD_SIZE, RANK, ... / SLURM_PROCID, ...) make
+        /// each process a rank.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        nproc: Option<u16>,
     },
     /// Train and test every official fold (DFEW, MAFW: 5; UCF101, HMDB51: 3); mean UAR / WAR.
     Kfold {
@@ -467,6 +473,25 @@ enum BenchWhat {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Data-parallel training on this machine: one epoch of a run config at 1 rank and at
+    /// N ranks (`train --nproc`), seconds per step, clips/s, scaling efficiency, bytes
+    /// all-reduced per step.
+    Dist {
+        /// Run config (its training split is used).
+        config: PathBuf,
+        /// Backbone (default: ViT-B/16 shapes, random weights).
+        #[arg(long)]
+        backbone: Option<String>,
+        /// Rank counts besides 1 (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "2")]
+        ranks: Vec<usize>,
+        /// CPU threads per rank.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Override a config field (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// (Used by `bench train`.) One method's steps in this process; prints JSON figures.
     #[command(hide = true)]
     TrainStep {
@@ -670,7 +695,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resume,
             stop_after,
             val_on_test,
+            nproc,
         } => {
+            if let Some(n) = nproc.filter(|&n| n > 1) {
+                if std::env::var_os("WORLD_SIZE").is_some() {
+                    bail!(
+                        "--nproc {n}: this process was already launched as a rank (WORLD_SIZE is set); leave --nproc out under torchrun"
+                    );
+                }
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                let code = vidapter::dist::launch::run_local(usize::from(n), &args)?;
+                return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+            }
             let cfg = args::run_config(
                 &config,
                 &set,
@@ -682,12 +718,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ("eval.val_on_test", val_on_test.then(|| "true".to_string())),
                 ],
             )?;
+            let world = vidapter::dist::World::from_env(cfg.train.rendezvous.as_deref())?;
+            let lead = world.as_ref().is_none_or(|w| w.rank == 0);
+            // A GPU named without an index: each rank of a machine takes its own.
+            let device = match &world {
+                Some(w) if !cli.device.contains(':') && cli.device != "cpu" => {
+                    device::parse(&format!("{}:{}", cli.device, w.local_rank))?
+                }
+                _ => device,
+            };
+            let dist = match world {
+                Some(w) => {
+                    tracing::info!(target: vidapter::util::PROGRESS, "joining the run as {w}");
+                    let timeout = vidapter::dist::timeout(cfg.train.dist_timeout);
+                    Some(std::sync::Arc::new(vidapter::dist::Group::connect(
+                        w, timeout,
+                    )?))
+                }
+                None => None,
+            };
             let opts = experiment::TrainOptions {
                 resume,
                 stop_after,
                 progress,
+                dist,
             };
-            print!("{}", experiment::train_run(&cfg, &config, &opts, &device)?);
+            let report = experiment::train_run(&cfg, &config, &opts, &device)?;
+            if lead {
+                print!("{report}");
+            }
         }
         Command::Kfold {
             config,
@@ -700,6 +759,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 resume,
                 stop_after: None,
                 progress,
+                dist: None,
             };
             print!(
                 "{}",
@@ -1029,6 +1089,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &device,
                 )?;
                 print!("{report}");
+            }
+            BenchWhat::Dist {
+                config,
+                backbone,
+                ranks,
+                threads,
+                set,
+            } => {
+                let opts = bench::dist::DistBench {
+                    config,
+                    backbone,
+                    ranks,
+                    threads: threads.max(1),
+                    set,
+                    exe: current_exe()?,
+                };
+                print!("{}", bench::dist::bench_dist(&opts, &device)?);
             }
             BenchWhat::TrainStep {
                 method,

@@ -29,7 +29,7 @@ use crate::eval::{self, FoldSummary, Metrics};
 use crate::methods::{MethodConfig, VideoClassifier};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::config::{RunConfig, check_spatial_views};
-use crate::train::predict::predict_probs;
+use crate::train::predict::predict_probs_shared;
 use crate::train::run::{TrainJob, TrainSummary};
 
 /// A run's pieces, built once.
@@ -211,6 +211,9 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
     /// Progress bars.
     pub progress: bool,
+    /// The other ranks of a data-parallel run (`vidapter train` under torchrun, Slurm or
+    /// `--nproc`); rank 0 alone writes the run folder's files.
+    pub dist: Option<Arc<crate::dist::Group>>,
 }
 
 fn load_split(cfg: &RunConfig, split: Split, progress: bool) -> Result<Arc<Vec<Entry>>> {
@@ -263,16 +266,26 @@ pub fn train_run(
         out: cfg.out.clone(),
         run_config: cfg.to_json(),
         stop_after: opts.stop_after,
+        dist: opts.dist.clone(),
     };
+    let lead = opts.dist.as_ref().is_none_or(|g| g.rank() == 0);
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
-    crate::util::write_atomic(
-        &cfg.out.join("config.json"),
-        serde_json::to_string_pretty(&cfg.to_json())
-            .expect("json")
-            .as_bytes(),
-    )?;
+    if lead {
+        crate::util::write_atomic(
+            &cfg.out.join("config.json"),
+            serde_json::to_string_pretty(&cfg.to_json())
+                .expect("json")
+                .as_bytes(),
+        )?;
+    }
     let summary = crate::train::train(job, device, opts.resume, opts.progress)?;
-    plot_training(&cfg.out)?;
+    if let Some(group) = &opts.dist {
+        // The other ranks read best.safetensors once rank 0 has written it.
+        group.barrier("waiting for rank 0's last checkpoint")?;
+    }
+    if lead {
+        plot_training(&cfg.out)?;
+    }
     let test = if has_test && summary.epochs == cfg.train.epochs {
         // The run's own backbone, loaded and hashed once: only the checkpoint is read again.
         let best = cfg.out.join("best.safetensors");
@@ -284,8 +297,9 @@ pub fn train_run(
             &best,
             Split::Test,
             &cfg.out,
-            opts.progress,
+            opts.progress && lead,
             device,
+            opts.dist.as_deref(),
         )?;
         Some(MetricsSummary::from(&m))
     } else {
@@ -297,12 +311,14 @@ pub fn train_run(
         test,
         selected_on: selected_on.name().to_string(),
     };
-    crate::util::write_atomic(
-        &cfg.out.join("report.json"),
-        serde_json::to_string_pretty(&report)
-            .expect("json")
-            .as_bytes(),
-    )?;
+    if lead {
+        crate::util::write_atomic(
+            &cfg.out.join("report.json"),
+            serde_json::to_string_pretty(&report)
+                .expect("json")
+                .as_bytes(),
+        )?;
+    }
     Ok(report)
 }
 
@@ -383,7 +399,8 @@ fn checkpoint_model(
 }
 
 /// Tests `model`, read from `checkpoint`, on `split` with `cfg`'s test views; writes
-/// `eval_<split>.json` and `confusion_<split>.png` to `out`.
+/// `eval_<split>.json` and `confusion_<split>.png` to `out`. With `group`, the ranks share
+/// the clips out and all get the metrics of the whole split; rank 0 writes the files.
 #[allow(clippy::too_many_arguments)]
 fn evaluate_with(
     prep: &Prepared,
@@ -394,6 +411,7 @@ fn evaluate_with(
     out: &Path,
     progress: bool,
     device: &Device,
+    group: Option<&crate::dist::Group>,
 ) -> Result<(Metrics, PathBuf)> {
     let entries = load_split(cfg, split, progress)?;
     if entries.is_empty() {
@@ -419,16 +437,21 @@ fn evaluate_with(
         &format!("{split} {{bar:25}} {{pos}}/{{len}} clips  {{per_sec}}  ETA {{eta}}"),
         progress,
     );
-    let p = predict_probs(
+    let p = predict_probs_shared(
         model,
         entries,
         Arc::new(prep.spec.clone()),
         &loader,
         device,
         &bar,
+        group,
     )?;
     bar.finish_and_clear();
     let metrics = eval::evaluate(&p.probs, prep.classes.len(), &p.labels)?;
+    let path = out.join(format!("eval_{split}.json"));
+    if group.is_some_and(|g| g.rank() != 0) {
+        return Ok((metrics, path));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut json = metrics.to_json(&prep.classes.names)?;
     json["split"] = split.name().into();
@@ -443,7 +466,6 @@ fn evaluate_with(
         "val".into()
     };
     json["skipped"] = serde_json::to_value(&p.problems).expect("json");
-    let path = out.join(format!("eval_{split}.json"));
     crate::util::write_atomic(
         &path,
         serde_json::to_string_pretty(&json)
@@ -491,7 +513,7 @@ pub fn evaluate(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| checkpoint.parent().unwrap_or(Path::new(".")).to_path_buf());
     let (metrics, json) = evaluate_with(
-        &prep, &cfg, &model, checkpoint, split, &out, progress, device,
+        &prep, &cfg, &model, checkpoint, split, &out, progress, device, None,
     )?;
     Ok(EvalReport {
         split,

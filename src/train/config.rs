@@ -180,6 +180,22 @@ pub struct TrainSettings {
     /// made with other settings than the run's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<PathBuf>,
+    /// Rendezvous `host:port` (port default 29500) of a data-parallel run whose launcher
+    /// sets no `MASTER_ADDR` (Slurm's `srun`): rank 0's host. Unused by a single process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rendezvous: Option<String>,
+    /// Seconds a rank of a data-parallel run waits for the others (at the rendezvous and in
+    /// each all-reduce) before it stops with an error (a peer that died is noticed at once:
+    /// its connections close).
+    #[serde(skip_serializing_if = "is_default_dist_timeout")]
+    pub dist_timeout: f64,
+}
+
+/// `[train] dist_timeout`'s default: 30 minutes, as PyTorch's process groups.
+pub const DEFAULT_DIST_TIMEOUT: f64 = 1800.0;
+
+fn is_default_dist_timeout(v: &f64) -> bool {
+    *v == DEFAULT_DIST_TIMEOUT
 }
 
 impl TrainSettings {
@@ -210,6 +226,8 @@ impl Default for TrainSettings {
             strict: false,
             allow_damaged: false,
             cache: None,
+            rendezvous: None,
+            dist_timeout: DEFAULT_DIST_TIMEOUT,
         }
     }
 }
@@ -443,6 +461,13 @@ impl RunConfig {
                     format!("{v} is more than the maximum, {max}"),
                 ));
             }
+        }
+        if !(t.dist_timeout.is_finite() && (1.0..=86_400.0).contains(&t.dist_timeout)) {
+            return Err(Error::config(
+                path,
+                "train.dist_timeout",
+                format!("{} is outside 1..=86400 seconds", t.dist_timeout),
+            ));
         }
         if let Sampling::Interval { interval, .. } = self.sampling
             && !(1..=MAX_INTERVAL).contains(&interval)

@@ -83,6 +83,9 @@ pub struct AdamW {
 pub struct GradBuffer {
     grads: BTreeMap<String, Tensor<1>>,
     micro_batches: usize,
+    /// The last [`GradBuffer::all_reduce`]'s size in bytes (per rank) and its seconds (host
+    /// copy, all-reduce, copy back).
+    pub last_reduce: Option<(usize, f64)>,
 }
 
 /// Walks a module with dotted paths.
@@ -102,10 +105,22 @@ impl PathStack {
 impl GradBuffer {
     /// Adds the gradients in `grads` of `model`'s trainable parameters.
     pub fn accumulate<M: Module>(&mut self, model: &M, grads: &Gradients) {
+        self.accumulate_scaled(model, grads, None);
+    }
+
+    /// Adds the gradients in `grads` of `model`'s trainable parameters, each multiplied by
+    /// `scale` when given (data-parallel training weighs a micro-batch by its clips).
+    pub fn accumulate_scaled<M: Module>(
+        &mut self,
+        model: &M,
+        grads: &Gradients,
+        scale: Option<f32>,
+    ) {
         struct V<'a>(
             PathStack,
             &'a Gradients,
             &'a mut BTreeMap<String, Tensor<1>>,
+            Option<f32>,
         );
         impl ModuleVisitor for V<'_> {
             fn enter_module(&mut self, name: &str, _: &str) {
@@ -122,6 +137,10 @@ impl GradBuffer {
                 if let Some(g) = val.grad(self.1) {
                     let n = g.shape().num_elements();
                     let g = g.reshape([n]);
+                    let g = match self.3 {
+                        Some(scale) => g * scale,
+                        None => g,
+                    };
                     let path = self.0.with("");
                     let sum = match self.2.remove(&path) {
                         Some(acc) => acc + g,
@@ -131,7 +150,7 @@ impl GradBuffer {
                 }
             }
         }
-        model.visit(&mut V(PathStack(Vec::new()), grads, &mut self.grads));
+        model.visit(&mut V(PathStack(Vec::new()), grads, &mut self.grads, scale));
         self.micro_batches += 1;
     }
 
@@ -139,6 +158,122 @@ impl GradBuffer {
     pub fn micro_batches(&self) -> usize {
         self.micro_batches
     }
+
+    /// Data-parallel: sums this buffer and `extra` over the ranks of `group`, then divides
+    /// the summed gradients by `divisor(summed extra)` and leaves them as one micro-batch,
+    /// so that the next [`AdamW::step`] applies them as they are. `layout` (from
+    /// [`trainable_layout`], the same on every rank) fixes the order; a parameter without a
+    /// gradient on a rank counts as zeros there, and one without a gradient on every rank
+    /// stays without one (AdamW leaves it alone, as in a single process). One host copy of
+    /// the buffer, one all-reduce. Returns the summed `extra`.
+    ///
+    /// # Errors
+    /// Those of [`crate::dist::Group::all_reduce_sum`] (a peer stopped).
+    pub fn all_reduce(
+        &mut self,
+        group: &crate::dist::Group,
+        layout: &[(String, usize)],
+        extra: &[f32],
+        divisor: impl Fn(&[f32]) -> f32,
+        device: &burn::tensor::Device,
+    ) -> crate::Result<Vec<f32>> {
+        let t0 = std::time::Instant::now();
+        let total: usize = layout.iter().map(|(_, n)| n).sum();
+        let mut flat = vec![0f32; total + layout.len() + extra.len()];
+        let present: Vec<Tensor<1>> = layout
+            .iter()
+            .filter_map(|(path, _)| self.grads.get(path).cloned())
+            .collect();
+        if !present.is_empty() {
+            let values = Tensor::cat(present, 0)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 gradients");
+            let (mut at, mut read) = (0, 0);
+            for (i, (path, n)) in layout.iter().enumerate() {
+                if self.grads.contains_key(path) {
+                    flat[at..at + n].copy_from_slice(&values[read..read + n]);
+                    flat[total + i] = 1.0;
+                    read += n;
+                }
+                at += n;
+            }
+        }
+        flat[total + layout.len()..].copy_from_slice(extra);
+        group.all_reduce_sum(&mut flat, "the gradients")?;
+        let summed = flat[total + layout.len()..].to_vec();
+        let d = divisor(&summed);
+        self.grads.clear();
+        let mut at = 0;
+        for (i, (path, n)) in layout.iter().enumerate() {
+            if flat[total + i] > 0.0 && d > 0.0 {
+                let g: Vec<f32> = flat[at..at + n].iter().map(|x| x / d).collect();
+                let t = Tensor::<1>::from_data(burn::tensor::TensorData::new(g, [*n]), device);
+                self.grads.insert(path.clone(), t);
+            }
+            at += n;
+        }
+        self.micro_batches = usize::from(!self.grads.is_empty());
+        self.last_reduce = Some((flat.len() * 4, t0.elapsed().as_secs_f64()));
+        Ok(summed)
+    }
+}
+
+/// The trainable parameters of `model` by path (sorted, as a [`GradBuffer`] holds them) and
+/// their element counts: the layout of a data-parallel all-reduce.
+pub fn trainable_layout<M: Module>(model: &M) -> Vec<(String, usize)> {
+    struct V(PathStack, BTreeMap<String, usize>);
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let val = p.val();
+            if val.is_require_grad() {
+                self.1.insert(self.0.with(""), val.shape().num_elements());
+            }
+        }
+    }
+    let mut v = V(PathStack(Vec::new()), BTreeMap::new());
+    model.visit(&mut v);
+    v.1.into_iter().collect()
+}
+
+/// Sum and sum of squares of `model`'s trainable parameters, in path order: ranks that start
+/// from the same weights agree on them bit for bit.
+pub fn trainable_checksum<M: Module>(model: &M) -> [f32; 2] {
+    struct V(Vec<Tensor<1>>);
+    impl ModuleVisitor for V {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let val = p.val();
+            if val.is_require_grad() {
+                let n = val.shape().num_elements();
+                let flat = val.without_autodiff().reshape([n]);
+                self.0.push(flat.clone().sum());
+                self.0.push(flat.powf_scalar(2.0).sum());
+            }
+        }
+    }
+    let mut v = V(Vec::new());
+    model.visit(&mut v);
+    if v.0.is_empty() {
+        return [0.0; 2];
+    }
+    let sums = Tensor::cat(v.0, 0)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32");
+    let mut out = [0f32; 2];
+    for pair in sums.chunks(2) {
+        out[0] += pair[0];
+        out[1] += pair[1];
+    }
+    out
 }
 
 impl AdamW {

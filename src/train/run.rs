@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::checkpoint::{self, CheckpointMeta};
 use super::config::TrainSettings;
 use super::optim::{AdamW, OptimConfig};
-use super::predict::predict_probs;
+use super::predict::predict_probs_shared;
 use super::step::{Inputs, Stepper, classifier_loss};
 use crate::backbone::BackboneId;
 use crate::data::loader::{self, ClipSpec, LoaderConfig, Views};
@@ -85,6 +85,11 @@ pub struct TrainJob {
     /// Stop after this many epochs in this session (the schedule still spans
     /// `settings.epochs`); `--resume` continues later. For time-sliced or pre-emptible machines.
     pub stop_after: Option<usize>,
+    /// The other processes of a data-parallel run (none: this process alone). Each rank
+    /// trains on its share of every global batch of `world x batch_size` clips, gradients
+    /// are averaged over the global batch's clips every optimiser step, validation is
+    /// shared out and gathered; rank 0 alone writes the log and checkpoints.
+    pub dist: Option<Arc<crate::dist::Group>>,
 }
 
 /// What a run reports.
@@ -151,20 +156,12 @@ enum BatchSource<'a> {
     Cached {
         cache: &'a mut FeatureCache,
         batches: std::vec::IntoIter<Vec<usize>>,
-        total: usize,
         view: usize,
         device: Device,
     },
 }
 
 impl BatchSource<'_> {
-    fn len(&self) -> usize {
-        match self {
-            BatchSource::Live { epoch, .. } => epoch.len(),
-            BatchSource::Cached { total, .. } => *total,
-        }
-    }
-
     /// The next micro-batch; `Ok(None)` for a batch whose clips were all unreadable.
     fn next_batch(&mut self) -> Option<Result<Option<TrainBatch>>> {
         match self {
@@ -256,18 +253,94 @@ fn dropout_seed(seed: u64, step: usize, micro: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((step as u64) << 20) ^ micro as u64
 }
 
+/// Rank `rank`'s share of an epoch visiting `order` in global batches of `world x batch`
+/// entries: the `rank`-th run of `batch` entries of each global batch (the last global batch
+/// may leave a rank fewer, or none). Returns the share (consecutive runs: a loader batching
+/// it by `batch` gives exactly the runs) and the number of global batches. One process
+/// (`world` 1) gets `order` whole.
+fn shard(order: Vec<usize>, batch: usize, rank: usize, world: usize) -> (Vec<usize>, usize) {
+    let global = batch * world;
+    let batches = order.len().div_ceil(global);
+    if world == 1 {
+        return (order, batches);
+    }
+    let mut share = Vec::with_capacity(order.len() / world + batch);
+    for g in order.chunks(global) {
+        let lo = (rank * batch).min(g.len());
+        let hi = ((rank + 1) * batch).min(g.len());
+        share.extend_from_slice(&g[lo..hi]);
+    }
+    (share, batches)
+}
+
+/// Whether rank `rank` has clips in global batch `k` (0-based) of an epoch of `n` entries.
+fn has_share(n: usize, k: usize, batch: usize, rank: usize, world: usize) -> bool {
+    k * batch * world + rank * batch < n
+}
+
+/// Data-parallel start: every rank must run the same config (its settings decide the steps
+/// and the collectives' sizes) and begin from the same epoch and trainable weights (the same
+/// seed, or the same checkpoint on a shared filesystem).
+fn check_same_start(
+    group: &crate::dist::Group,
+    job: &TrainJob,
+    epoch: usize,
+    model: &VideoClassifier,
+) -> Result<()> {
+    // The config's digest as three 16-bit numbers (exact in f32).
+    // What decides the steps and the collectives' sizes; not what may differ per machine
+    // (decode workers, timeouts).
+    let mut settings = job.settings.clone();
+    settings.workers = 0;
+    settings.dist_timeout = 0.0;
+    settings.rendezvous = None;
+    let config = format!(
+        "{settings:?}|{:?}|{:?}|{:?}|{}",
+        job.method,
+        job.spec,
+        job.classes,
+        job.train.len()
+    );
+    let digest = crate::util::sha256_hex(config.as_bytes());
+    let part = |i: usize| u16::from_str_radix(&digest[i * 4..i * 4 + 4], 16).map_or(0.0, f32::from);
+    let [sum, sq] = super::optim::trainable_checksum(model);
+    let mine = [part(0), part(1), part(2), epoch as f32, sum, sq];
+    let all = group.all_gather(&mine, "the starting point")?;
+    let first = &all[0];
+    if let Some((r, _)) = all.iter().enumerate().find(|(_, v)| v[..3] != first[..3]) {
+        return Err(Error::Distributed(format!(
+            "rank {r} runs another config than rank 0 (other settings, or another training list of {} entries here): launch every rank with the same config and --set overrides",
+            job.train.len(),
+        )));
+    }
+    if let Some((r, other)) = all.iter().enumerate().find(|(_, v)| *v != first) {
+        return Err(Error::Distributed(format!(
+            "the ranks do not start from the same point: rank 0 after epoch {} (weights sum {}), rank {r} after epoch {} (weights sum {}). \
+             The run folder {} must be one all ranks share (the same path on a shared filesystem)",
+            first[3],
+            first[4],
+            other[3],
+            other[4],
+            job.out.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Trains `job` on `device`; resumes from `job.out/last.safetensors` when `resume` is set and
 /// that file exists.
 pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Result<TrainSummary> {
     let s = &job.settings;
+    let dist = job.dist.clone();
+    let (rank, world) = dist.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
+    let lead = rank == 0;
+    let progress = progress && lead;
     std::fs::create_dir_all(&job.out).map_err(|e| Error::io(&job.out, e))?;
     let last_path = job.out.join("last.safetensors");
     let best_path = job.out.join("best.safetensors");
-    let steps_per_epoch = job
-        .train
-        .len()
-        .div_ceil(s.batch_size.max(1))
-        .div_ceil(s.accumulate.max(1));
+    let batch = s.batch_size.max(1);
+    let accumulate = s.accumulate.max(1);
+    let steps_per_epoch = job.train.len().div_ceil(batch * world).div_ceil(accumulate);
     let cfg = OptimConfig {
         lr: s.lr,
         weight_decay: s.weight_decay,
@@ -324,6 +397,10 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         device.clone().autodiff()
     };
     let mut model = with_device_strategy(model.fork(&ad).train(), &ad);
+    let layout = super::optim::trainable_layout(&model);
+    if let Some(group) = &dist {
+        check_same_start(group, &job, start_epoch, &model)?;
+    }
     let spec = Arc::new(job.spec.clone());
     let loader_cfg = LoaderConfig {
         batch_size: s.batch_size.max(1),
@@ -346,12 +423,19 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
     let log_path = job.out.join("metrics.jsonl");
     // The log must say what the checkpoint holds: records of epochs after it (a killed
     // epoch's steps, or an earlier run's in the same folder) would be counted twice.
-    keep_log_until(&log_path, start_epoch)?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| Error::io(&log_path, e))?;
+    // Rank 0 alone writes it.
+    let mut log: Box<dyn Write> = if lead {
+        keep_log_until(&log_path, start_epoch)?;
+        Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|e| Error::io(&log_path, e))?,
+        )
+    } else {
+        Box::new(std::io::sink())
+    };
     let mut skipped = Vec::new();
     let mut final_loss = f64::NAN;
     let (mut timed_steps, mut timed_secs, mut timed_clips) = (0usize, 0f64, 0usize);
@@ -364,19 +448,25 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         None => s.epochs,
     };
     for epoch in start_epoch..end_epoch {
+        let order = loader::epoch_order(job.train.len(), &loader_cfg, epoch as u64);
+        let (order, global_batches) = shard(order, batch, rank, world);
         let mut batches = match cache.as_mut() {
             None => BatchSource::Live {
-                epoch: loader::epoch(job.train.clone(), spec.clone(), &loader_cfg, epoch as u64),
+                epoch: loader::epoch_with_order(
+                    job.train.clone(),
+                    order,
+                    spec.clone(),
+                    &loader_cfg,
+                    epoch as u64,
+                ),
                 device: ad.clone(),
             },
             Some(cache) => {
-                let order = loader::epoch_order(job.train.len(), &loader_cfg, epoch as u64);
                 let batches: Vec<Vec<usize>> = order
                     .chunks(loader_cfg.batch_size)
                     .map(<[usize]>::to_vec)
                     .collect();
                 BatchSource::Cached {
-                    total: batches.len(),
                     batches: batches.into_iter(),
                     view: epoch % cache.views(),
                     cache,
@@ -385,7 +475,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             }
         };
         let pb = crate::util::progress_bar(
-            batches.len() as u64,
+            global_batches as u64,
             &format!(
                 "epoch {}/{} {{bar:25}} {{pos}}/{{len}} batches  {{msg}}  ETA {{eta}}",
                 epoch + 1,
@@ -395,27 +485,71 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
         );
         let epoch_t0 = Instant::now();
         let (mut loss_sum, mut loss_n) = (0f64, 0usize);
-        let total = batches.len();
+        let total = global_batches;
+        let n_train = job.train.len();
         let mut t0 = Instant::now();
         let mut clips_in_step = 0;
-        let mut i = 0;
-        while let Some(batch) = batches.next_batch() {
-            i += 1;
-            let Some(batch) = batch? else {
-                continue;
+        // Data-parallel: this rank's clips and clip-weighted loss since the last update.
+        let (mut rank_clips, mut rank_loss) = (0usize, 0f64);
+        for i in 1..=total {
+            // A rank whose share of the last global batch is empty still takes part in the
+            // update: every rank makes the same number of all-reduces.
+            let batch = if has_share(n_train, i - 1, batch, rank, world) {
+                match batches.next_batch() {
+                    Some(b) => b?,
+                    None => None,
+                }
+            } else {
+                None
             };
-            let targets = batch.targets;
-            let seed = dropout_seed(s.seed, stepper.optim.step, stepper.micro_batches());
-            let loss = classifier_loss(
-                &model,
-                batch.inputs,
-                &targets,
-                s.label_smoothing,
-                Some(seed),
-            )?;
-            let (m, micro) = stepper.backward(model, loss, i == total);
-            model = m;
-            let value = micro.loss;
+            let seed = dropout_seed(s.seed, stepper.optim.step, stepper.micro_batches())
+                ^ (rank as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            let due = i % accumulate == 0 || i == total;
+            let (value, grad_norm, clips) = match &dist {
+                None => {
+                    let Some(batch) = batch else {
+                        continue;
+                    };
+                    let loss = classifier_loss(
+                        &model,
+                        batch.inputs,
+                        &batch.targets,
+                        s.label_smoothing,
+                        Some(seed),
+                    )?;
+                    let (m, micro) = stepper.backward(model, loss, i == total);
+                    model = m;
+                    (micro.loss, micro.grad_norm, batch.targets.len())
+                }
+                Some(group) => {
+                    if let Some(batch) = batch {
+                        let n = batch.targets.len();
+                        let loss = classifier_loss(
+                            &model,
+                            batch.inputs,
+                            &batch.targets,
+                            s.label_smoothing,
+                            Some(seed),
+                        )?;
+                        let v = stepper.accumulate_clips(&model, loss, n);
+                        rank_clips += n;
+                        rank_loss += v * n as f64;
+                    }
+                    if !due {
+                        pb.inc(1);
+                        continue;
+                    }
+                    let (m, clips, loss, norm) =
+                        stepper.sync(model, group, &layout, (rank_clips, rank_loss), device)?;
+                    model = m;
+                    (rank_clips, rank_loss) = (0, 0.0);
+                    if clips == 0 {
+                        pb.inc(1);
+                        continue;
+                    }
+                    (loss, norm, clips)
+                }
+            };
             if !value.is_finite() {
                 pb.abandon();
                 return Err(Error::Diverged {
@@ -427,17 +561,22 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             }
             loss_sum += value;
             loss_n += 1;
-            clips_in_step += targets.len();
-            if let Some(norm) = micro.grad_norm {
+            clips_in_step += clips;
+            if let Some(norm) = grad_norm {
                 let dt = t0.elapsed().as_secs_f64();
                 timed_steps += 1;
                 timed_secs += dt;
                 timed_clips += clips_in_step;
-                let record = serde_json::json!({
+                let mut record = serde_json::json!({
                     "kind": "step", "epoch": epoch + 1, "step": stepper.optim.step, "loss": value,
                     "lr": stepper.cfg.lr_at(stepper.optim.step - 1), "grad_norm": norm,
-                    "clips_per_s": clips_in_step as f64 / dt.max(1e-9),
+                    "clips_per_s": clips_in_step as f64 / dt.max(1e-9), "step_s": dt,
                 });
+                if let Some((bytes, secs)) = stepper.last_reduce().filter(|_| world > 1) {
+                    record["ranks"] = world.into();
+                    record["allreduce_bytes"] = bytes.into();
+                    record["allreduce_ms"] = (secs * 1e3).into();
+                }
                 writeln!(log, "{record}")
                     .map_err(|e| Error::io(job.out.join("metrics.jsonl"), e))?;
                 pb.set_message(format!(
@@ -467,7 +606,15 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 progress,
             );
             let plain = model.valid();
-            let p = predict_probs(&plain, val.clone(), spec.clone(), &val_cfg, device, &vb)?;
+            let p = predict_probs_shared(
+                &plain,
+                val.clone(),
+                spec.clone(),
+                &val_cfg,
+                device,
+                &vb,
+                dist.as_deref(),
+            )?;
             vb.finish_and_clear();
             skipped.extend(p.problems);
             let m = crate::eval::evaluate(&p.probs, job.classes.len(), &p.labels)?;
@@ -509,9 +656,17 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
                 "run_config": job.run_config, "best_val": best, "history": history,
             }),
         };
-        checkpoint::save(&last_path, &model, &stepper.optim, &meta)?;
-        if improved || job.val.is_none() {
-            checkpoint::save(&best_path, &model, &AdamW::default(), &meta)?;
+        if lead {
+            checkpoint::save(&last_path, &model, &stepper.optim, &meta)?;
+            if improved || job.val.is_none() {
+                checkpoint::save(&best_path, &model, &AdamW::default(), &meta)?;
+            }
+        }
+    }
+    if !lead {
+        // Rank 0 reports its own; this rank's skipped clips are said here.
+        for p in &skipped {
+            tracing::warn!(target: crate::util::PROGRESS, "rank {rank}: skipped {p}");
         }
     }
     Ok(TrainSummary {

@@ -70,6 +70,11 @@ impl Stepper {
         self.buffer.micro_batches()
     }
 
+    /// Data-parallel: the last gradient all-reduce's bytes per rank and seconds.
+    pub fn last_reduce(&self) -> Option<(usize, f64)> {
+        self.buffer.last_reduce
+    }
+
     /// Backpropagates `loss` through `model` and accumulates the trainable parameters'
     /// gradients; when `accumulate` micro-batches are in, or `flush` is set (an epoch's last
     /// micro-batch), updates the parameters.
@@ -101,6 +106,54 @@ impl Stepper {
         let (model, norm) = self.optim.step(model, &mut self.buffer, &self.cfg);
         let grad_norm = Some(norm);
         (model, MicroStep { loss, grad_norm })
+    }
+}
+
+impl Stepper {
+    /// Data-parallel, first half of a step: backpropagates `loss` (the mean over `clips`
+    /// clips) through `model` and adds its gradients times `clips` to the buffer, so that
+    /// [`Stepper::sync`] can average over the clips of every rank. Returns the loss value.
+    pub fn accumulate_clips<M: Module>(&mut self, model: &M, loss: Tensor<1>, clips: usize) -> f64 {
+        let grads = loss.clone().backward();
+        self.buffer
+            .accumulate_scaled(model, &grads, Some(clips as f32));
+        drop(grads);
+        loss.into_data()
+            .iter::<f32>()
+            .next()
+            .map_or(f64::NAN, f64::from)
+    }
+
+    /// Data-parallel, second half: sums the buffers of `group`'s ranks and their `clips` and
+    /// `loss_sum` (the clip-weighted loss sum), divides the gradients by the total clips,
+    /// and, unless no rank read a clip, updates `model` with them. Every rank makes the same
+    /// update. Returns the model, the clips of the step over all ranks, their mean loss and
+    /// the gradient norm (`None`: no update).
+    ///
+    /// # Errors
+    /// A peer stopped or did not answer in time.
+    pub fn sync<M: Module>(
+        &mut self,
+        model: M,
+        group: &crate::dist::Group,
+        layout: &[(String, usize)],
+        (clips, loss_sum): (usize, f64),
+        device: &burn::tensor::Device,
+    ) -> Result<(M, usize, f64, Option<f64>)> {
+        let summed = self.buffer.all_reduce(
+            group,
+            layout,
+            &[clips as f32, loss_sum as f32],
+            |s| s[0],
+            device,
+        )?;
+        let clips = summed[0].round() as usize;
+        let loss = f64::from(summed[1]) / clips.max(1) as f64;
+        if clips == 0 || !loss.is_finite() {
+            return Ok((model, clips, loss, None));
+        }
+        let (model, norm) = self.optim.step(model, &mut self.buffer, &self.cfg);
+        Ok((model, clips, loss, Some(norm)))
     }
 }
 

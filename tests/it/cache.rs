@@ -371,6 +371,7 @@ fn job(f: &Fixture, entries: &[Entry], out: &Path, cache: Option<&Path>) -> Trai
         out: out.to_path_buf(),
         run_config: serde_json::json!({}),
         stop_after: None,
+        dist: None,
     }
 }
 

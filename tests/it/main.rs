@@ -14,6 +14,7 @@ mod data_formats;
 mod data_loader;
 mod data_stream;
 mod demo;
+mod dist;
 mod eval_plots;
 mod faces_cli;
 mod faces_detect;

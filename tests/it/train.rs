@@ -73,6 +73,7 @@ fn job(root: &Path, out: &Path, epochs: usize, lr: f64, stop_after: Option<usize
         out: out.to_path_buf(),
         run_config: serde_json::json!({}),
         stop_after,
+        dist: None,
     }
 }
 

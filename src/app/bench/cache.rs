@@ -117,6 +117,7 @@ fn run(
             out,
             run_config: serde_json::json!({}),
             stop_after: None,
+            dist: None,
         }
     };
     let t0 = Instant::now();

@@ -7,9 +7,11 @@
 //! This file times the backbone's forward pass (`bench backbone`) and the data pipeline
 //! (`bench data`); [`train`] times a training step of each method (`bench train`), [`cache`]
 //! an epoch from the feature cache against live (`bench cache`), [`faces`] face detection
-//! against onnxruntime and raw video to emotion timeline against real time (`bench faces`).
+//! against onnxruntime and raw video to emotion timeline against real time (`bench faces`),
+//! [`dist`] data-parallel training at 1 and N ranks (`bench dist`).
 
 pub mod cache;
+pub mod dist;
 pub mod faces;
 pub mod live;
 pub mod train;
