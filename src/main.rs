@@ -755,6 +755,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resume,
         } => {
             let cfg = args::run_config(&config, &set, Vec::new())?;
+            if let Some(w) = vidapter::dist::World::from_env(cfg.train.rendezvous.as_deref())? {
+                bail!(
+                    "kfold runs in one process, but this one was launched as {w}: launch `vidapter train` per fold (--set data.fold=N) to train a fold on several ranks"
+                );
+            }
             let opts = experiment::TrainOptions {
                 resume,
                 stop_after: None,

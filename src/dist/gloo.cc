@@ -78,6 +78,20 @@ void write_error(const char* what, char* err, size_t errlen) {
   err[errlen - 1] = '\0';
 }
 
+// Runs `f`; 0 when it returns, 1 with the exception's message in `err` when it throws.
+template <typename F>
+int guarded(F f, char* err, size_t errlen) {
+  try {
+    f();
+    return 0;
+  } catch (const std::exception& e) {
+    write_error(e.what(), err, errlen);
+  } catch (...) {
+    write_error("unknown C++ exception in Gloo", err, errlen);
+  }
+  return 1;
+}
+
 }  // namespace
 
 struct vg_group {
@@ -92,62 +106,52 @@ extern "C" {
 // other rank set up through `store`. Null on failure, with the reason in `err`.
 vg_group* vg_connect(int rank, int size, const char* hostname, const char* iface,
                      vg_store store, long timeout_ms, char* err, size_t errlen) {
-  try {
-    gloo::transport::tcp::attr attr;
-    if (iface != nullptr && iface[0] != '\0') {
-      attr.iface = iface;
-    } else {
-      attr.hostname = hostname;
-    }
-    auto device = gloo::transport::tcp::CreateDevice(attr);
-    auto context = std::make_shared<gloo::rendezvous::Context>(rank, size);
-    context->setTimeout(std::chrono::milliseconds(timeout_ms));
-    CallbackStore s(store);
-    context->connectFullMesh(s, device);
-    auto* g = new vg_group();
-    g->context = context;
-    return g;
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, errlen);
-  } catch (...) {
-    write_error("unknown C++ exception in Gloo", err, errlen);
-  }
-  return nullptr;
+  vg_group* g = nullptr;
+  guarded(
+      [&] {
+        gloo::transport::tcp::attr attr;
+        if (iface != nullptr && iface[0] != '\0') {
+          attr.iface = iface;
+        } else {
+          attr.hostname = hostname;
+        }
+        auto device = gloo::transport::tcp::CreateDevice(attr);
+        auto context = std::make_shared<gloo::rendezvous::Context>(rank, size);
+        context->setTimeout(std::chrono::milliseconds(timeout_ms));
+        CallbackStore s(store);
+        context->connectFullMesh(s, device);
+        g = new vg_group();
+        g->context = context;
+      },
+      err, errlen);
+  return g;
 }
 
 // Sums `data` (`n` floats) over the group, in place: every rank ends with the same values.
 int vg_allreduce_sum_f32(vg_group* g, float* data, size_t n, char* err, size_t errlen) {
-  try {
-    if (n == 0) return 0;
-    gloo::AllreduceOptions opts(g->context);
-    opts.setInput(data, n);
-    opts.setOutput(data, n);
-    opts.setReduceFunction(
-        static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<float>));
-    opts.setTag(g->tag++);
-    gloo::allreduce(opts);
-    return 0;
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, errlen);
-  } catch (...) {
-    write_error("unknown C++ exception in Gloo", err, errlen);
-  }
-  return 1;
+  if (n == 0) return 0;
+  return guarded(
+      [&] {
+        gloo::AllreduceOptions opts(g->context);
+        opts.setInput(data, n);
+        opts.setOutput(data, n);
+        opts.setReduceFunction(
+            static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<float>));
+        opts.setTag(g->tag++);
+        gloo::allreduce(opts);
+      },
+      err, errlen);
 }
 
 // Returns when every rank has called it.
 int vg_barrier(vg_group* g, char* err, size_t errlen) {
-  try {
-    gloo::BarrierOptions opts(g->context);
-    opts.setTag(g->tag++);
-    gloo::barrier(opts);
-    return 0;
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, errlen);
-  } catch (...) {
-    write_error("unknown C++ exception in Gloo", err, errlen);
-  }
-  return 1;
+  return guarded(
+      [&] {
+        gloo::BarrierOptions opts(g->context);
+        opts.setTag(g->tag++);
+        gloo::barrier(opts);
+      },
+      err, errlen);
 }
 
 void vg_free(vg_group* g) { delete g; }

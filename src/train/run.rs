@@ -505,32 +505,24 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             let seed = dropout_seed(s.seed, stepper.optim.step, stepper.micro_batches())
                 ^ (rank as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
             let due = i % accumulate == 0 || i == total;
+            let loss = match batch {
+                Some(b) => Some((
+                    classifier_loss(&model, b.inputs, &b.targets, s.label_smoothing, Some(seed))?,
+                    b.targets.len(),
+                )),
+                None => None,
+            };
             let (value, grad_norm, clips) = match &dist {
                 None => {
-                    let Some(batch) = batch else {
+                    let Some((loss, n)) = loss else {
                         continue;
                     };
-                    let loss = classifier_loss(
-                        &model,
-                        batch.inputs,
-                        &batch.targets,
-                        s.label_smoothing,
-                        Some(seed),
-                    )?;
                     let (m, micro) = stepper.backward(model, loss, i == total);
                     model = m;
-                    (micro.loss, micro.grad_norm, batch.targets.len())
+                    (micro.loss, micro.grad_norm, n)
                 }
                 Some(group) => {
-                    if let Some(batch) = batch {
-                        let n = batch.targets.len();
-                        let loss = classifier_loss(
-                            &model,
-                            batch.inputs,
-                            &batch.targets,
-                            s.label_smoothing,
-                            Some(seed),
-                        )?;
+                    if let Some((loss, n)) = loss {
                         let v = stepper.accumulate_clips(&model, loss, n);
                         rank_clips += n;
                         rank_loss += v * n as f64;

@@ -259,7 +259,7 @@ fn a_rank_that_dies_stops_the_other_with_an_error() {
     // Killed once training is under way (rank 0 has logged an epoch).
     let log = root.join("runs/linear_probe/metrics.jsonl");
     let t0 = Instant::now();
-    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"epoch\"")) {
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\"kind\":\"epoch\"")) {
         assert!(t0.elapsed() < Duration::from_secs(120), "no epoch logged");
         assert!(r0.try_wait().unwrap().is_none(), "rank 0 ended early");
         std::thread::sleep(Duration::from_millis(50));
@@ -285,6 +285,7 @@ fn a_rank_that_dies_stops_the_other_with_an_error() {
     );
     // The checkpoint rank 0 left is whole.
     let last = root.join("runs/linear_probe/last.safetensors");
+    assert!(last.exists(), "{out}");
     assert!(!tensors(&last).is_empty());
 }
 
@@ -302,30 +303,28 @@ fn a_rank_alone_at_the_rendezvous_times_out_naming_what_to_check() {
     assert!(!o.status.success(), "{out}");
     assert!(t0.elapsed() < Duration::from_secs(60), "{out}");
     assert!(out.contains("did every rank start"), "{out}");
-    // Neither a bad variable.
-    let o = Command::new(env!("CARGO_BIN_EXE_vidapter"))
-        .current_dir(root)
-        .args(["train", &cfg, "-q"])
-        .env("WORLD_SIZE", "2")
-        .env("RANK", "x")
-        .output()
-        .unwrap();
-    assert!(
-        !o.status.success() && text(&o).contains("RANK=\"x\""),
-        "{}",
-        text(&o)
-    );
-    // Nor --nproc under a launcher.
-    let o = Command::new(env!("CARGO_BIN_EXE_vidapter"))
-        .current_dir(root)
-        .args(["train", &cfg, "-q", "--nproc", "2"])
-        .env("WORLD_SIZE", "2")
-        .env("RANK", "0")
-        .output()
-        .unwrap();
-    assert!(
-        !o.status.success() && text(&o).contains("--nproc"),
-        "{}",
-        text(&o)
-    );
+    // Neither a bad variable, nor --nproc under a launcher, nor kfold under one.
+    for (args, rank, expected) in [
+        (&["train", &cfg, "-q"][..], "x", "RANK=\"x\""),
+        (&["train", &cfg, "-q", "--nproc", "2"][..], "0", "--nproc"),
+        (
+            &["kfold", &cfg, "-q"][..],
+            "0",
+            "launch `vidapter train` per fold",
+        ),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_vidapter"))
+            .current_dir(root)
+            .args(args)
+            .env("WORLD_SIZE", "2")
+            .env("RANK", rank)
+            .env("MASTER_ADDR", "127.0.0.1")
+            .output()
+            .unwrap();
+        assert!(
+            !o.status.success() && text(&o).contains(expected),
+            "{}",
+            text(&o)
+        );
+    }
 }
