@@ -28,6 +28,10 @@ What runs, in this order (the same as vidapter's child):
        training peak;
     5. steps + 1 forward passes under torch.inference_mode(), the first not timed.
 
+With VIDAPTER_TORCH_PROFILE=PREFIX in the environment, the timed steps and forward passes
+also run under torch.profiler (CPU activities) and the operator tables, sorted by self CPU
+time, are written to PREFIX.step.txt and PREFIX.forward.txt (scripts/profile-cpu.sh).
+
 On a CUDA device the model and the clips live on the GPU, every timed span starts and ends
 with torch.cuda.synchronize() (kernels run asynchronously), and the peak GPU memory over the
 training steps is reported too: torch.cuda.max_memory_reserved() (what the caching allocator
@@ -120,6 +124,31 @@ def build_classifier(backbone, table, classes):
         raise
 
 
+class Profile:
+    """torch.profiler over the timed iterations when VIDAPTER_TORCH_PROFILE is set; the
+    operator table (self CPU time per call of the timed iterations) goes to PREFIX.NAME.txt."""
+
+    def __init__(self, name):
+        self.prefix = os.environ.get("VIDAPTER_TORCH_PROFILE")
+        self.name = name
+        self.prof = None
+
+    def start(self):
+        if self.prefix:
+            from torch.profiler import ProfilerActivity, profile
+
+            self.prof = profile(activities=[ProfilerActivity.CPU])
+            self.prof.__enter__()
+
+    def stop(self, iterations):
+        if self.prof is None:
+            return
+        self.prof.__exit__(None, None, None)
+        table = self.prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
+        with open(f"{self.prefix}.{self.name}.txt", "w") as f:
+            f.write(f"{iterations} timed iteration(s)\n{table}")
+
+
 def run(args):
     import torch
     import transformers
@@ -164,9 +193,12 @@ def run(args):
     torch.manual_seed(0)
     model.train()
     step_times = []
+    profile = Profile("step")
     for step in range(steps + 1):
         x = torch.randn(b, t, 3, s, s, device=device)
         sync()
+        if step == 1:
+            profile.start()
         t0 = time.perf_counter()
         optim.zero_grad(set_to_none=True)
         loss = cross_entropy(model(x), targets, args["label_smoothing"])
@@ -175,6 +207,7 @@ def run(args):
         sync()
         if step > 0:
             step_times.append(time.perf_counter() - t0)
+    profile.stop(steps)
     # Linux reports ru_maxrss in KiB.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gpu_peak = torch.cuda.max_memory_reserved(device) if cuda else None
@@ -182,15 +215,19 @@ def run(args):
 
     model.eval()
     forward_times = []
+    profile = Profile("forward")
     with torch.inference_mode():
         for step in range(steps + 1):
             x = torch.randn(b, t, 3, s, s, device=device)
             sync()
+            if step == 1:
+                profile.start()
             t0 = time.perf_counter()
             model(x)
             sync()
             if step > 0:
                 forward_times.append(time.perf_counter() - t0)
+    profile.stop(steps)
     step_s = median(step_times)
     return {
         "method": args["method"]["kind"],
