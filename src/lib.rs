@@ -6,7 +6,8 @@
 //!
 //! Map, in layers (a module imports only from layers below it; `tests/it/layers.rs` checks):
 //! - [`error`], [`util`]: the error type, which always names the file, tensor or field at
-//!   fault; atomic writes, checksums, progress, temporary folders;
+//!   fault; atomic writes, checksums, progress, temporary folders; [`kernels`]: hand-written
+//!   CPU kernels (burn backend extensions with their backward);
 //! - [`data`]: decoding, sampling, transforms, the loader, dataset formats, the checker;
 //!   [`backbone`]: the one Vision Transformer, its configs, weight loading, hub resolution,
 //!   identity and hidden-state extraction; [`device`]: `--device`;
@@ -28,6 +29,7 @@ pub mod dist;
 pub mod error;
 pub mod eval;
 pub mod faces;
+pub mod kernels;
 pub mod methods;
 pub mod train;
 pub mod util;

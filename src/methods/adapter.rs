@@ -9,9 +9,9 @@
 //! ```text
 //! x: [B*T, 1+N, C]
 //! z = x[:, 1:] @ W_down + b_down                  [B*T, N, r]    class token untouched
-//! z -> [B, r, T, h, w]                            h = w = sqrt(N)
+//! z -> [B, T, h, w, r]                            h = w = sqrt(N), channels last
 //! a = softmax(gate(mean_{T,h,w} z))               [B, K]         (K > 1 and gate on; else a = 1/K... see below)
-//! z = sum_k a[:, k] * DWConv3d_k(z)               [B, r, T, h, w]
+//! z = sum_k a[:, k] * DWConv3d_k(z)               [B, T, h, w, r]
 //! z = act(z) -> [B*T, N, r] @ W_up + b_up         [B*T, N, C]
 //! x[:, 1:] += z
 //! ```
@@ -38,6 +38,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_WIDTH, at_most};
+use crate::kernels::{DepthwiseGeom, depthwise_conv3d};
 
 /// The adapter's nonlinearity after the convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -206,21 +207,21 @@ impl ConvAdapter {
         let b = bt / frames;
         let cls = x.clone().slice_dim(1, 0..1); // [B*T, 1, C]
         let patches = x.slice_dim(1, 1..l); // [B*T, N, C]
-        let z = self.down_to_grid(patches.clone(), b, frames, g); // [B, r, T, h, w]
+        let z = self.down_to_grid(patches.clone(), b, frames, g); // [B, T, h, w, r]
         let weights = self.gate.as_ref().map(|gate| {
-            let r = z.dims()[1];
+            let r = z.dims()[4];
             let pooled = z
                 .clone()
+                .mean_dim(1)
                 .mean_dim(2)
                 .mean_dim(3)
-                .mean_dim(4)
                 .reshape([b, r]); // [B, r]
             activation::softmax(gate.forward(pooled), 1) // [B, K]
         });
         let delta = self.up_from_grid(self.mix(z, weights.as_ref()), bt, n); // [B*T, N, C]
         debug_assert_eq!(delta.dims()[2], c);
         let cls = if self.adapt_cls {
-            let z = self.down_to_grid(cls.clone(), b, frames, 1); // [B, r, T, 1, 1]
+            let z = self.down_to_grid(cls.clone(), b, frames, 1); // [B, T, 1, 1, r]
             cls.clone() + self.up_from_grid(self.mix(z, weights.as_ref()), bt, 1)
         } else {
             cls
@@ -228,14 +229,15 @@ impl ConvAdapter {
         Tensor::cat(vec![cls, patches + delta], 1)
     }
 
-    /// `[B*T, g*g, C]` tokens -> down-projected `[B, r, T, g, g]`.
+    /// `[B*T, g*g, C]` tokens -> down-projected `[B, T, g, g, r]` (channels last: the
+    /// projection's own layout, so no copy).
     fn down_to_grid(&self, tokens: Tensor<3>, b: usize, t: usize, g: usize) -> Tensor<5> {
         let z = self.down.forward(tokens); // [B*T, g*g, r]
         let r = z.dims()[2];
-        z.reshape([b, t, g, g, r]).permute([0, 4, 1, 2, 3])
+        z.reshape([b, t, g, g, r])
     }
 
-    /// The branches on `z: [B, r, T, h, w]`, weighted per clip by `weights: [B, K]` (the gate)
+    /// The branches on `z: [B, T, h, w, r]`, weighted per clip by `weights: [B, K]` (the gate)
     /// or summed, then the activation.
     fn mix(&self, z: Tensor<5>, weights: Option<&Tensor<2>>) -> Tensor<5> {
         let b = z.dims()[0];
@@ -244,7 +246,7 @@ impl ConvAdapter {
             .iter()
             .enumerate()
             .map(|(i, conv)| {
-                let y = conv.forward(z.clone());
+                let y = depthwise(conv, z.clone());
                 match weights {
                     Some(w) => y * w.clone().slice_dim(1, i..i + 1).reshape([b, 1, 1, 1, 1]),
                     None => y,
@@ -258,10 +260,30 @@ impl ConvAdapter {
         }
     }
 
-    /// `[B, r, T, h, w]` -> up-projected `[B*T, h*w, C]`.
+    /// `[B, T, h, w, r]` -> up-projected `[B*T, h*w, C]`.
     fn up_from_grid(&self, z: Tensor<5>, bt: usize, n: usize) -> Tensor<3> {
-        let r = z.dims()[1];
-        self.up
-            .forward(z.permute([0, 2, 3, 4, 1]).reshape([bt, n, r]))
+        let r = z.dims()[4];
+        self.up.forward(z.reshape([bt, n, r]))
     }
+}
+
+/// One depthwise branch on channels-last `z: [B, T, h, w, r]` (vidapter's depthwise kernel on
+/// the CPU, burn's grouped `conv3d` elsewhere; see `crate::kernels::depthwise`).
+fn depthwise(conv: &Conv3d, z: Tensor<5>) -> Tensor<5> {
+    let padding = match conv.padding {
+        PaddingConfig3d::Explicit(t, h, w) => [t, h, w],
+        ref other => {
+            unreachable!("adapter convolutions are built with explicit padding, not {other:?}")
+        }
+    };
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([conv.weight.dims()[0]], &z.device()),
+    };
+    let geom = DepthwiseGeom {
+        kernel: conv.kernel_size,
+        dilation: conv.dilation,
+        padding,
+    };
+    depthwise_conv3d(z, conv.weight.val(), bias, geom)
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Each top-level module and its layer; a module may use modules of lower layers only.
-const LAYERS: [(&str, usize); 11] = [
+const LAYERS: [(&str, usize); 12] = [
     ("error", 0),
     ("util", 1),
+    ("kernels", 1),
     ("data", 2),
     ("backbone", 2),
     ("device", 2),
