@@ -26,8 +26,6 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
 use super::config::{Activation, Pooler, VitConfig};
@@ -188,15 +186,8 @@ impl Attention {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, l, c] = x.dims();
         let h = self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x) // [B, L, 3C]
-            .reshape([b, l, 3, h, c / h])
-            .permute([2, 0, 3, 1, 4]); // [3, B, h, L, d]
-        let q = qkv.clone().slice_dim(0, 0..1).squeeze_dim::<4>(0); // [B, h, L, d]
-        let k = qkv.clone().slice_dim(0, 1..2).squeeze_dim::<4>(0);
-        let v = qkv.slice_dim(0, 2..3).squeeze_dim::<4>(0);
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default()); // [B, h, L, d]
+        let qkv = self.qkv.forward(x); // [B, L, 3C]
+        let out = crate::kernels::self_attention(qkv, h); // [B, h, L, d]
         let out = out.swap_dims(1, 2).reshape([b, l, c]); // [B, L, C]
         self.proj.forward(out)
     }
@@ -233,7 +224,7 @@ pub struct Mlp {
 
 fn activate<const D: usize>(x: Tensor<D>, act: Activation) -> Tensor<D> {
     match act {
-        Activation::Gelu => activation::gelu(x),
+        Activation::Gelu => crate::kernels::gelu(x),
         Activation::GeluTanh => activation::gelu_approximate(x),
         Activation::QuickGelu => x.clone() * activation::sigmoid(x * 1.702),
         Activation::Relu => activation::relu(x),

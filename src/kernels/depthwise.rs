@@ -30,11 +30,13 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::Tensor;
 use burn::tensor::module::conv3d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
+
+use super::{has_fma, native, tensor, values};
 
 /// Kernel size, dilation and zero padding of a stride-1 depthwise 3D convolution, axes
 /// `(T, H, W)`.
@@ -124,11 +126,6 @@ pub fn depthwise_conv3d(
     }
 }
 
-/// Whether `t` is an f32 tensor on the Flex backend (with or without autodiff).
-fn native<const D: usize>(t: &Tensor<D>) -> bool {
-    t.dtype() == DType::F32 && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
-}
-
 /// The backend extension: vidapter's kernels on Flex, with a hand-written backward.
 #[backend_extension(Flex, Autodiff)]
 pub trait DepthwiseConv3d: Backend {
@@ -212,19 +209,6 @@ impl<C: CheckpointStrategy> DepthwiseConv3d for Autodiff<Flex, C> {
     }
 }
 
-/// Contiguous f32 values of a Flex tensor.
-fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(
-            t.to_contiguous()
-                .as_slice::<f32>()
-                .expect("a contiguous f32 tensor")
-                .to_vec(),
-        ),
-    }
-}
-
 fn dims5(t: &FlexTensor) -> [usize; 5] {
     let shape = t.layout().shape();
     assert_eq!(
@@ -233,10 +217,6 @@ fn dims5(t: &FlexTensor) -> [usize; 5] {
         "depthwise input must be [B, T, H, W, C]"
     );
     std::array::from_fn(|i| shape[i])
-}
-
-fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 /// `[C, 1, kt, kh, kw]` -> taps-major `[kt*kh*kw, C]`.
@@ -408,17 +388,6 @@ fn weight_bias_grad(
         ),
         tensor(db, vec![c]),
     )
-}
-
-fn has_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// `dst[i] += src[i] * w[i % w.len()]` (`dst` and `src` a whole number of `w`'s length).

@@ -256,7 +256,7 @@ impl ConvAdapter {
             .expect("at least one branch");
         match self.act {
             AdapterAct::Identity => mixed,
-            AdapterAct::Gelu => activation::gelu(mixed),
+            AdapterAct::Gelu => crate::kernels::gelu(mixed),
         }
     }
 

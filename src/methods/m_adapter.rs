@@ -317,7 +317,7 @@ impl LevelAdapter {
         };
         match self.act {
             AdapterAct::Identity => y,
-            AdapterAct::Gelu => activation::gelu(y),
+            AdapterAct::Gelu => crate::kernels::gelu(y),
         }
     }
 }

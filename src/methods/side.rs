@@ -8,8 +8,6 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -114,14 +112,7 @@ pub(crate) fn multi_head(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize)
     let [n, lq, d] = q.dims();
     let lk = k.dims()[1];
     let split = |x: Tensor<3>, l: usize| x.reshape([n, l, heads, d / heads]).swap_dims(1, 2); // [N, h, L, D/h]
-    let out = attention(
-        split(q, lq),
-        split(k, lk),
-        split(v, lk),
-        None,
-        None,
-        AttentionModuleOptions::default(),
-    ); // [N, h, Lq, D/h]
+    let out = crate::kernels::attention(split(q, lq), split(k, lk), split(v, lk)); // [N, h, Lq, D/h]
     out.swap_dims(1, 2).reshape([n, lq, d])
 }
 

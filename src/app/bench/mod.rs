@@ -14,6 +14,7 @@ pub mod cache;
 pub mod dist;
 pub mod faces;
 pub mod live;
+pub mod ops;
 pub mod train;
 
 use std::path::PathBuf;
@@ -76,6 +77,10 @@ pub struct BackboneReport {
     /// The MLP's first GEMM alone (`[frames*tokens, C] @ [C, 4C]`): GFLOP/s per side,
     /// the figure that says how much of the gap is matrix-multiply throughput.
     pub gemm_gflops: GemmFigures,
+    /// One block's operations each timed alone (see [`ops`]).
+    pub ops: Vec<ops::OpRow>,
+    /// Transformer layers (the forward is about `layers` times the block).
+    pub layers: usize,
 }
 
 /// GEMM throughput of both sides.
@@ -150,6 +155,9 @@ impl BackboneReport {
             out.push_str(&format!(", PyTorch {p:.1} GFLOP/s"));
         }
         out.push('\n');
+        if !self.ops.is_empty() {
+            out.push_str(&ops::render(&self.ops, self.layers));
+        }
         out
     }
 }
@@ -180,6 +188,7 @@ pub fn python_has_torch(python: &str) -> bool {
 /// Times the ViT-B/16 forward (random weights) on one clip of `frames` frames.
 pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneReport> {
     let config = VitConfig::vit_base_patch16_224();
+    let layers = config.num_layers;
     let hf_config = serde_json::json!({
         "hidden_size": config.hidden_size, "num_hidden_layers": config.num_layers,
         "num_attention_heads": config.num_heads, "intermediate_size": config.intermediate_size,
@@ -201,6 +210,8 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let mut info = None;
+    let mut our_ops = vec![Vec::new(); ops::BLOCK_OPS.len()];
+    let mut their_ops = vec![Vec::new(); ops::BLOCK_OPS.len()];
     for _ in 0..opts.rounds.max(1) {
         for i in 0..opts.warmup + opts.iters {
             let t0 = Instant::now();
@@ -217,6 +228,14 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
             if i >= opts.warmup {
                 our_gemm.push(t0.elapsed().as_secs_f64() * 1000.0);
             }
+        }
+        for (all, new) in our_ops.iter_mut().zip(ops::time_block(
+            opts.frames,
+            tokens / opts.frames,
+            opts.iters,
+            device,
+        )) {
+            all.extend(new);
         }
         if let Some(py) = &opts.python {
             let args = serde_json::json!({
@@ -249,6 +268,27 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
             };
             theirs.extend(floats("ms"));
             their_gemm.extend(floats("gemm_ms"));
+            let names: Vec<&str> = v["op_names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str())
+                .collect();
+            if names != ops::BLOCK_OPS {
+                return Err(Error::Input(format!(
+                    "the PyTorch benchmark timed the operations {names:?}, not {:?}",
+                    ops::BLOCK_OPS
+                )));
+            }
+            for (i, all) in their_ops.iter_mut().enumerate() {
+                all.extend(
+                    v["op_ms"][i]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|x| x.as_f64()),
+                );
+            }
             info = Some(format!(
                 "torch {} ({} threads)",
                 v["torch"].as_str().unwrap_or("?"),
@@ -266,6 +306,17 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
         vidapter: gflops(median(&our_gemm)),
         pytorch: (!their_gemm.is_empty()).then(|| gflops(median(&their_gemm))),
     };
+    let flops = ops::block_flops(opts.frames, tokens / opts.frames);
+    let ops = ops::BLOCK_OPS
+        .iter()
+        .enumerate()
+        .map(|(i, op)| ops::OpRow {
+            op: op.to_string(),
+            vidapter_ms: median(&our_ops[i]),
+            pytorch_ms: (!their_ops[i].is_empty()).then(|| median(&their_ops[i])),
+            flops: flops[i],
+        })
+        .collect();
     Ok(BackboneReport {
         model: format!("ViT-B/16 (random weights) {hf_config}"),
         frames: opts.frames,
@@ -275,6 +326,8 @@ pub fn bench_backbone(opts: &BackboneBench, device: &Device) -> Result<BackboneR
         pytorch_info: info,
         ratio,
         gemm_gflops,
+        ops,
+        layers,
     })
 }
 
@@ -513,6 +566,8 @@ mod tests {
                 vidapter: 150.0,
                 pytorch: None,
             },
+            ops: Vec::new(),
+            layers: 12,
         };
         assert_eq!(
             report.render("cpu"),
