@@ -612,6 +612,7 @@ enum BenchWhat {
 }
 
 fn main() -> ExitCode {
+    vidapter::util::keep_freed_memory();
     let cli = Cli::parse();
     vidapter::app::init_logging(cli.quiet);
     match run(cli) {
