@@ -332,19 +332,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
     proc_status_bytes("VmHWM")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lists_read_as_sentences() {
-        assert_eq!(listed(&["a", "b", "c"], " and "), "a, b and c");
-        assert_eq!(listed(&["a", "b"], " or "), "a or b");
-        assert_eq!(listed(&["a"], " or "), "a");
-        assert_eq!(listed(&[], " or "), "");
-    }
-}
-
 /// Makes glibc's malloc keep freed memory for reuse instead of returning it to the kernel at
 /// once: large blocks come from the heap rather than one `mmap` each, and the heap is not
 /// trimmed below 1 GiB of free space. Call it first thing in `main`, before other threads.
@@ -371,5 +358,18 @@ pub fn keep_freed_memory() {
                 libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_read_as_sentences() {
+        assert_eq!(listed(&["a", "b", "c"], " and "), "a, b and c");
+        assert_eq!(listed(&["a", "b"], " or "), "a or b");
+        assert_eq!(listed(&["a"], " or "), "a");
+        assert_eq!(listed(&[], " or "), "");
     }
 }

@@ -13,7 +13,7 @@
 //! the code. Both tables start at zero, so the module starts silent.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData, activation};
 
 /// EVL's temporal cross-attention (see the module docs).
 #[derive(Module, Debug)]
@@ -58,19 +58,33 @@ impl TemporalCrossAttention {
 
     /// One direction: `sum_k mean_h softmax_k(q . k / sqrt(c)) * w[offset]`.
     ///
+    /// Computed without the `[N, N, C]` table `w[offset(p, k)]` (118 MiB at ViT-B/16's 14 x 14
+    /// grid, kept for backward under autodiff): the attention weights are first summed per
+    /// offset, `A'[p, o] = sum_{k: offset(p, k) = o} A[p, k]` (a scatter-add into `[N, O]`,
+    /// `O = (2gh-1)(2gw-1)`), then `out = A' w`, one matrix product whose weight gradient is
+    /// `A'ᵀ dout`.
+    ///
     /// # Shapes
     /// - q, k: `[B, T', N, h, c]` (patch tokens), idx: `[N*N]` -> `[B, T', N, C]`
     fn half(q: Tensor<5>, k: Tensor<5>, w: Tensor<2>, idx: Tensor<1, Int>) -> Tensor<4> {
         let [b, t, n, h, c] = q.dims();
-        let dim = w.dims()[1];
+        let [offsets, dim] = w.dims();
         let q = q.reshape([b * t, n, h, c]).swap_dims(1, 2) / (c as f64).sqrt(); // [B*T', h, N, c]
         let k = k.reshape([b * t, n, h, c]).permute([0, 2, 3, 1]); // [B*T', h, c, N]
         let attn = activation::softmax(q.matmul(k), 3) // [B*T', h, Nq, Nk]
             .mean_dim(1)
             .reshape([b * t, n, n]); // [B*T', Nq, Nk]
-        let w = w.select(0, idx).reshape([n, n, dim]); // [Nq, Nk, C]
-        let out = attn.swap_dims(0, 1).matmul(w); // [Nq, B*T', C]
-        out.swap_dims(0, 1).reshape([b, t, n, dim])
+        let idx = idx.reshape([1, n, n]).repeat_dim(0, b * t); // [B*T', Nq, Nk]
+        let binned = Tensor::<3>::zeros([b * t, n, offsets], &attn.device()).scatter(
+            2,
+            idx,
+            attn,
+            IndexingUpdateOp::Add,
+        ); // [B*T', Nq, O]
+        binned
+            .reshape([b * t * n, offsets])
+            .matmul(w) // [B*T'*N, C]
+            .reshape([b, t, n, dim])
     }
 
     /// # Shapes
