@@ -389,18 +389,7 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution};
 
-    fn close(a: Tensor<4>, b: Tensor<4>, tol: f32, what: &str) {
-        let a = a.into_data().try_to_vec::<f32>().unwrap();
-        let b = b.into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(a.len(), b.len(), "{what}: length");
-        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * scale,
-                "{what}[{i}]: {x} vs {y} (scale {scale})"
-            );
-        }
-    }
+    use crate::kernels::assert_close as close;
 
     /// Output and the three gradients against burn's attention (its decomposition under
     /// autodiff) on strided views of a packed `[B, L, 3, h, d]` tensor, as the backbone

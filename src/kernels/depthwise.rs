@@ -429,20 +429,7 @@ mod tests {
     use burn::tensor::module::conv3d;
     use burn::tensor::{Device, Distribution};
 
-    fn close(a: Tensor<5>, b: Tensor<5>, tol: f32, what: &str) {
-        let (a, b) = (
-            a.into_data().try_to_vec::<f32>().unwrap(),
-            b.into_data().try_to_vec::<f32>().unwrap(),
-        );
-        assert_eq!(a.len(), b.len(), "{what}: length");
-        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * scale,
-                "{what}[{i}]: {x} vs {y} (scale {scale})"
-            );
-        }
-    }
+    use crate::kernels::assert_close as close;
 
     /// Outputs and all three gradients against burn's grouped `conv3d` on the channels-first
     /// view, for FE-Adapter's "same" geometry, an asymmetric one and one with a short output.

@@ -51,3 +51,18 @@ pub(crate) fn has_fma() -> bool {
         false
     }
 }
+
+/// Asserts that `a` and `b` agree elementwise within `tol` times `b`'s largest magnitude.
+#[cfg(test)]
+pub(crate) fn assert_close<const D: usize>(a: Tensor<D>, b: Tensor<D>, tol: f32, what: &str) {
+    let a = a.into_data().try_to_vec::<f32>().unwrap();
+    let b = b.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(a.len(), b.len(), "{what}: length");
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{what}[{i}]: {x} vs {y} (scale {scale})"
+        );
+    }
+}
