@@ -3,7 +3,7 @@
 //!
 //! burn's CPU backend evaluates erf one element at a time through a branching scalar routine
 //! (13x PyTorch's time on ViT-B's `[1576, 3072]` MLP activation, 13% of a block's forward).
-//! Here `Φ(x)` comes from a branch-free erfc (a Chebyshev fit times an exp, see [`cdf`]) that
+//! Here `Φ(x)` comes from a branch-free erfc (a Chebyshev fit times an exp, see `cdf`) that
 //! the compiler vectorises, with AVX2 and FMA where the CPU has them. The backward is
 //! `dy * (Φ(x) + x φ(x))` with `φ(x) = exp(-x²/2) / sqrt(2π)`; exp is Cephes' range reduction
 //! and polynomial, also branch-free.
