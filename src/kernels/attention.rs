@@ -238,7 +238,6 @@ impl View {
 /// # Safety
 /// The pointers and strides must address `m x k` and `k x n` valid elements; `dst` must
 /// hold `m * n`.
-#[allow(clippy::too_many_arguments)]
 unsafe fn matmul(
     dst: &mut [f32],
     [m, n, k]: [usize; 3],

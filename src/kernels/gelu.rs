@@ -100,32 +100,24 @@ fn forward(mut x: FlexTensor) -> FlexTensor {
     tensor(out, shape)
 }
 
-/// `grad * gelu'(x)`, into `grad`'s buffer when it owns it.
-fn backward(x: &FlexTensor, mut grad: FlexTensor) -> FlexTensor {
+/// `grad * gelu'(x)`, into `grad`'s buffer when it owns it, else into a copy of it.
+fn backward(x: &FlexTensor, grad: FlexTensor) -> FlexTensor {
     let fma = has_fma();
     let xv = values(x);
-    if let Some(g) = whole_buffer(&mut grad) {
-        assert_eq!(
-            g.len(),
-            xv.len(),
-            "GELU gradient of another shape than its input"
-        );
-        g.par_chunks_mut(CHUNK)
-            .zip(xv.par_chunks(CHUNK))
-            .for_each(|(g, x)| gelu_grad_in_place(g, x, fma));
-        return grad;
+    let mut grad = grad;
+    if whole_buffer(&mut grad).is_none() {
+        grad = tensor(values(&grad).into_owned(), x.layout().shape().to_vec());
     }
-    let shape = x.layout().shape().to_vec();
-    let mut out = values(&grad).into_owned();
+    let g = whole_buffer(&mut grad).expect("a fresh tensor owns its whole buffer");
     assert_eq!(
-        out.len(),
+        g.len(),
         xv.len(),
         "GELU gradient of another shape than its input"
     );
-    out.par_chunks_mut(CHUNK)
+    g.par_chunks_mut(CHUNK)
         .zip(xv.par_chunks(CHUNK))
         .for_each(|(g, x)| gelu_grad_in_place(g, x, fma));
-    tensor(out, shape)
+    grad
 }
 
 /// `t`'s values, writable, when `t` is the only owner of a buffer holding exactly them in
