@@ -186,10 +186,10 @@ impl Attention {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, l, c] = x.dims();
         let h = self.num_heads;
-        let qkv = self.qkv.forward(x); // [B, L, 3C]
+        let qkv = crate::kernels::linear(&self.qkv, x); // [B, L, 3C]
         let out = crate::kernels::self_attention(qkv, h); // [B, h, L, d]
         let out = out.swap_dims(1, 2).reshape([b, l, c]); // [B, L, C]
-        self.proj.forward(out)
+        crate::kernels::linear(&self.proj, out)
     }
 
     /// The per-head queries and keys of `x`, unscaled (`x W_q + b_q`, `x W_k + b_k`), as the
@@ -236,7 +236,7 @@ impl Mlp {
     /// # Shapes
     /// - x: `[B, L, C]` -> `[B, L, C]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.fc1.forward(x); // [B, L, H] or [B, L, 2H]
+        let h = crate::kernels::linear(&self.fc1, x); // [B, L, H] or [B, L, 2H]
         let h = if self.swiglu {
             let mut halves = h.chunk(2, 2);
             let x2 = halves.pop().expect("two halves");
@@ -245,7 +245,7 @@ impl Mlp {
         } else {
             activate(h, self.act)
         };
-        self.fc2.forward(h)
+        crate::kernels::linear(&self.fc2, h)
     }
 }
 

@@ -33,7 +33,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{has_fma, native, simd, tensor};
+use super::{gemm_strided, has_fma, native, simd, tensor};
 
 /// Attention over `q: [B, h, Lq, d]`, `k: [B, h, Lk, d]`, `v: [B, h, Lk, dv]` -> `[B, h, Lq, dv]`,
 /// scale `1/sqrt(d)`, no mask: vidapter's kernel on the CPU in f32, burn's `attention`
@@ -233,43 +233,20 @@ impl View {
     }
 }
 
-/// `dst (m x n, row-major, contiguous) = beta * lhs (m x k) @ rhs (k x n)`, strided operands.
+/// `dst (m x n, row-major, contiguous) = beta * lhs (m x k) @ rhs (k x n)`, strided operands,
+/// on the calling thread (the heads are the parallel tasks).
 ///
 /// # Safety
-/// The pointers and strides must address `m x k` and `k x n` valid elements; `dst` must
-/// hold `m * n`.
+/// As [`gemm_strided`].
 unsafe fn matmul(
     dst: &mut [f32],
-    [m, n, k]: [usize; 3],
-    (lhs, lhs_rs, lhs_cs): (*const f32, isize, isize),
-    (rhs, rhs_rs, rhs_cs): (*const f32, isize, isize),
+    dims: [usize; 3],
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
     beta: f32,
 ) {
-    debug_assert_eq!(dst.len(), m * n);
-    // SAFETY: the caller's contract; `dst` is exclusively borrowed and `m * n` long.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs,
-            lhs_cs,
-            lhs_rs,
-            rhs,
-            rhs_cs,
-            rhs_rs,
-            0.0,
-            beta,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
+    // SAFETY: the caller's contract.
+    unsafe { gemm_strided(dst, false, dims, lhs, rhs, beta, Parallelism::None) }
 }
 
 /// The output `[B, h, Lq, dv]` and the row log-sum-exps `[B, h, Lq]`.

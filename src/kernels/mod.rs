@@ -5,11 +5,13 @@
 pub mod attention;
 pub mod depthwise;
 pub mod gelu;
+pub mod linear;
 mod simd;
 
 pub use attention::{attention, self_attention};
 pub use depthwise::{DepthwiseGeom, depthwise_conv3d};
 pub use gelu::gelu;
+pub use linear::linear;
 
 use std::borrow::Cow;
 
@@ -38,6 +40,63 @@ pub(crate) fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
 /// A contiguous Flex tensor of `values`.
 pub(crate) fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `dst (m x n, row-major, contiguous) = [dst +] beta * lhs (m x k) @ rhs (k x n)` with the
+/// `gemm` crate (the one burn's CPU backend uses); operands are `(pointer, row stride, column
+/// stride)` in floats, `accumulate` adds to what `dst` holds instead of overwriting it.
+///
+/// # Safety
+/// The pointers and strides must address `m x k` and `k x n` valid elements.
+pub(crate) unsafe fn gemm_strided(
+    dst: &mut [f32],
+    accumulate: bool,
+    [m, n, k]: [usize; 3],
+    (lhs, lhs_rs, lhs_cs): (*const f32, isize, isize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, isize, isize),
+    beta: f32,
+    parallelism: gemm::Parallelism,
+) {
+    assert_eq!(
+        dst.len(),
+        m * n,
+        "gemm output of {} for {m} x {n}",
+        dst.len()
+    );
+    if dst.is_empty() {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the caller's contract for the operands; `dst` is exclusively borrowed and
+    // `m * n` long, written with strides `(n, 1)`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
 }
 
 /// Whether the CPU has AVX2 and FMA (the kernels' vectorised paths).

@@ -38,7 +38,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_WIDTH, at_most};
-use crate::kernels::{DepthwiseGeom, depthwise_conv3d};
+use crate::kernels::{DepthwiseGeom, depthwise_conv3d, linear};
 
 /// The adapter's nonlinearity after the convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -232,7 +232,7 @@ impl ConvAdapter {
     /// `[B*T, g*g, C]` tokens -> down-projected `[B, T, g, g, r]` (channels last: the
     /// projection's own layout, so no copy).
     fn down_to_grid(&self, tokens: Tensor<3>, b: usize, t: usize, g: usize) -> Tensor<5> {
-        let z = self.down.forward(tokens); // [B*T, g*g, r]
+        let z = linear(&self.down, tokens); // [B*T, g*g, r]
         let r = z.dims()[2];
         z.reshape([b, t, g, g, r])
     }
@@ -263,7 +263,7 @@ impl ConvAdapter {
     /// `[B, T, h, w, r]` -> up-projected `[B*T, h*w, C]`.
     fn up_from_grid(&self, z: Tensor<5>, bt: usize, n: usize) -> Tensor<3> {
         let r = z.dims()[4];
-        self.up.forward(z.reshape([bt, n, r]))
+        linear(&self.up, z.reshape([bt, n, r]))
     }
 }
 

@@ -31,6 +31,7 @@ use super::m_adapter::MAdapter;
 use super::{Family, METHODS, MethodConfig, Placement};
 use crate::backbone::{Pooler, VisionTransformer};
 use crate::error::{Error, Result};
+use crate::kernels::linear;
 use crate::util::same_context;
 
 /// Where each block's adapters are (indices into the adapter lists).
@@ -301,7 +302,7 @@ impl VideoClassifier {
             }
             _ => pooled,
         };
-        self.head.forward(pooled)
+        linear(&self.head, pooled)
     }
 
     /// Whether the method is a trainable branch over levels (M-adapter, EVL).

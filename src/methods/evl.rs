@@ -45,6 +45,7 @@
 //! - A clip with another number of frames than `frames` gets the position table resampled
 //!   linearly in time (the code asserts equality).
 
+use crate::kernels::linear;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
@@ -331,16 +332,16 @@ impl DecoderLayer {
     /// - x: `[B, 1, C]`, y: `[B, T*L, C]` -> `[B, 1, C]`
     fn forward(&self, x: Tensor<3>, y: Tensor<3>, p: f64, dropout_seed: Option<u64>) -> Tensor<3> {
         let y = self.norm3.forward(y);
-        let q = self.q.forward(self.norm1.forward(x.clone())); // [B, 1, D]
-        let k = self.k.forward(y.clone()); // [B, T*L, D]
-        let v = self.v.forward(y); // [B, T*L, D]
-        let x = x + self.out.forward(multi_head(q, k, v, self.heads)); // [B, 1, C]
-        let h = quick_gelu(self.fc1.forward(self.norm2.forward(x.clone()))); // [B, 1, H]
+        let q = linear(&self.q, self.norm1.forward(x.clone())); // [B, 1, D]
+        let k = linear(&self.k, y.clone()); // [B, T*L, D]
+        let v = linear(&self.v, y); // [B, T*L, D]
+        let x = x + linear(&self.out, multi_head(q, k, v, self.heads)); // [B, 1, C]
+        let h = quick_gelu(linear(&self.fc1, self.norm2.forward(x.clone()))); // [B, 1, H]
         let h = match dropout_seed {
             Some(seed) => dropout(h, p, seed),
             None => h,
         };
-        x + self.fc2.forward(h)
+        x + linear(&self.fc2, h)
     }
 }
 

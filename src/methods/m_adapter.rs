@@ -49,6 +49,7 @@
 //! change count (`act(0) = 0`, so the branch still starts as the fused projections); it learned
 //! more slowly there (82%), so it is an option, not the default.
 
+use crate::kernels::linear;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, activation};
@@ -294,7 +295,7 @@ impl LevelAdapter {
                 let g = activation::sigmoid(a.val()).reshape([1, 1, 1, d]);
                 h * g.clone() + z * (g.neg() + 1.0)
             }
-            (Some(Fusion::ConcatProj), _, Some(mix)) => mix.forward(Tensor::cat(vec![h, z], 3)),
+            (Some(Fusion::ConcatProj), _, Some(mix)) => linear(mix, Tensor::cat(vec![h, z], 3)),
             (Some(Fusion::Sum), _, _) => h + z,
             (None, _, _) => z,
             (f, gate, mix) => panic!(
@@ -355,11 +356,11 @@ impl TemporalAttention {
         let pos = self.pos.at(t).reshape([1, t, 1, d]);
         let x = self.norm.forward(h + pos);
         let x = x.swap_dims(1, 2).reshape([b * l, t, d]); // [B*L, T, d]
-        let mut qkv = self.qkv.forward(x).chunk(3, 2); // 3 x [B*L, T, d]
+        let mut qkv = linear(&self.qkv, x).chunk(3, 2); // 3 x [B*L, T, d]
         let v = qkv.pop().expect("three chunks");
         let k = qkv.pop().expect("three chunks");
         let q = qkv.pop().expect("three chunks");
-        let y = self.out.forward(multi_head(q, k, v, self.heads)); // [B*L, T, d]
+        let y = linear(&self.out, multi_head(q, k, v, self.heads)); // [B*L, T, d]
         y.reshape([b, l, t, d]).swap_dims(1, 2) // [B, T, L, d]
     }
 }
@@ -411,7 +412,7 @@ impl MAdapter {
         for (adapter, x) in self.levels.iter().zip(levels) {
             let x = reduce_tokens(x, grid, self.grid_pool); // [B*T, L', C]
             let [bt, l, _] = x.dims();
-            let z = adapter.proj.forward(adapter.norm.forward(x)); // [B*T, L', d]
+            let z = linear(&adapter.proj, adapter.norm.forward(x)); // [B*T, L', d]
             let d = z.dims()[2];
             let z = z.reshape([bt / frames, frames, l, d]); // [B, T, L', d]
             let fused = match h {

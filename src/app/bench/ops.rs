@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use crate::kernels::linear;
 use burn::nn::{LayerNormConfig, LinearConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Serialize;
@@ -62,26 +63,26 @@ pub fn time_block(frames: usize, tokens: usize, iters: usize, device: &Device) -
     // Each operation's input is the previous one's output, computed once outside the timing.
     let xn = ln1.forward(x.clone());
     time(0, &mut || drop(ln1.forward(x.clone())));
-    let packed = qkv.forward(xn.clone());
-    time(1, &mut || drop(qkv.forward(xn.clone())));
+    let packed = linear(&qkv, xn.clone());
+    time(1, &mut || drop(linear(&qkv, xn.clone())));
     let attend = || crate::kernels::self_attention(packed.clone(), heads);
     time(2, &mut || drop(attend()));
     let mixed = attend();
     let merge = |t: Tensor<4>| t.swap_dims(1, 2).reshape([frames, tokens, c]);
     time(3, &mut || drop(merge(mixed.clone())));
     let merged = merge(mixed);
-    time(4, &mut || drop(out.forward(merged.clone())));
-    let attended = out.forward(merged);
+    time(4, &mut || drop(linear(&out, merged.clone())));
+    let attended = linear(&out, merged);
     time(5, &mut || drop(x.clone() + attended.clone()));
     let x2 = x + attended;
     time(6, &mut || drop(ln2.forward(x2.clone())));
     let xn2 = ln2.forward(x2.clone());
-    time(7, &mut || drop(fc1.forward(xn2.clone())));
-    let hidden = fc1.forward(xn2);
+    time(7, &mut || drop(linear(&fc1, xn2.clone())));
+    let hidden = linear(&fc1, xn2);
     time(8, &mut || drop(crate::kernels::gelu(hidden.clone())));
     let act = crate::kernels::gelu(hidden);
-    time(9, &mut || drop(fc2.forward(act.clone())));
-    let mlp = fc2.forward(act);
+    time(9, &mut || drop(linear(&fc2, act.clone())));
+    let mlp = linear(&fc2, act);
     time(10, &mut || drop(x2.clone() + mlp.clone()));
     samples
 }
