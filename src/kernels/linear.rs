@@ -315,7 +315,9 @@ fn bias_grad(dy: &[f32], d_out: usize) -> FlexTensor {
         })
         .collect();
     let mut db = vec![0.0; d_out];
-    add(&mut db, &bands.concat());
+    for band in &bands {
+        add(&mut db, band);
+    }
     tensor(db, vec![d_out])
 }
 

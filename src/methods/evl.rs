@@ -45,7 +45,6 @@
 //! - A clip with another number of frames than `frames` gets the position table resampled
 //!   linearly in time (the code asserts equality).
 
-use crate::kernels::linear;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
@@ -57,6 +56,7 @@ use super::side::{
     xavier_linear,
 };
 use super::{MAX_WIDTH, Method, at_most};
+use crate::kernels::linear;
 use cross_attention::TemporalCrossAttention;
 
 mod cross_attention;

@@ -49,7 +49,6 @@
 //! change count (`act(0) = 0`, so the branch still starts as the fused projections); it learned
 //! more slowly there (82%), so it is an option, not the default.
 
-use crate::kernels::linear;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, activation};
@@ -59,6 +58,7 @@ use serde::{Deserialize, Serialize};
 use super::adapter::{AdapterAct, torch_linear};
 use super::side::{TemporalConv, TemporalPosEmbed, default_heads, multi_head, zero_linear};
 use super::{BlockSet, MAX_WIDTH, Method, at_most};
+use crate::kernels::linear;
 
 /// How a level's projected tokens join the branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

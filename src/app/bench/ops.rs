@@ -5,10 +5,11 @@
 
 use std::time::Instant;
 
-use crate::kernels::linear;
 use burn::nn::{LayerNormConfig, LinearConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Serialize;
+
+use crate::kernels::linear;
 
 /// The block's operations in forward order (pre-norm ViT block, as `backbone::vit`).
 pub const BLOCK_OPS: [&str; 11] = [
