@@ -22,7 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use super::optim::{AdamW, Moments};
+use super::optim::{AdamW, Moments, trainable_layout};
 use crate::backbone::BackboneId;
 use crate::data::ClassMap;
 use crate::error::{Error, Result};
@@ -124,6 +124,9 @@ pub fn save<M: Module>(path: &Path, model: &M, optim: &AdamW, meta: &CheckpointM
     crate::util::write_atomic(path, &data)
 }
 
+/// AdamW's two moments of each trainable tensor as stored, by tensor path.
+pub type MomentValues = BTreeMap<String, (Vec<f32>, Vec<f32>)>;
+
 /// A checkpoint read back.
 pub struct Checkpoint {
     /// Its header.
@@ -131,7 +134,7 @@ pub struct Checkpoint {
     /// `model.*` tensors by path (without the prefix).
     pub weights: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     /// `optim.m.*` / `optim.v.*` by path.
-    pub moments: BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+    pub moments: MomentValues,
 }
 
 /// Reads a checkpoint, checking its header.
@@ -216,10 +219,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
             v_parts.insert(k.to_string(), values);
         }
     }
-    let moments = m_parts
-        .into_iter()
-        .filter_map(|(k, m)| v_parts.remove(&k).map(|v| (k, (m, v))))
-        .collect();
+    let moments = pair_moments(m_parts, v_parts, path)?;
     Ok(Checkpoint {
         meta,
         weights,
@@ -234,18 +234,24 @@ impl Checkpoint {
         apply_trainable(model, &self.weights, path, self.meta.method.name())
     }
 
-    /// The optimiser state stored with the weights, on `device`.
-    pub fn optimizer(&self, device: &Device) -> AdamW {
+    /// The optimiser state stored with the weights, on `device`, checked against `model`
+    /// (read from `path`): every stored moment belongs to one of its trainable tensors and has
+    /// that tensor's size.
+    pub fn optimizer<M: Module>(&self, model: &M, path: &Path, device: &Device) -> Result<AdamW> {
+        let layout: BTreeMap<String, usize> = trainable_layout(&model.clone().train())
+            .into_iter()
+            .collect();
+        check_moments(&self.moments, &layout, path, self.meta.method.name())?;
         let t =
             |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
-        AdamW {
+        Ok(AdamW {
             step: self.meta.step,
             state: self
                 .moments
                 .iter()
                 .map(|(k, (m, v))| (k.clone(), Moments { m: t(m), v: t(v) }))
                 .collect(),
-        }
+        })
     }
 }
 
@@ -320,6 +326,76 @@ pub fn apply_trainable<M: Module>(
     Ok(model.map(&mut Set(Vec::new(), weights)))
 }
 
+/// `optim.m.*` and `optim.v.*` values (read from `path`) paired by tensor path; a tensor's two
+/// moments are stored together, so one without the other is a damaged file.
+fn pair_moments(
+    m_parts: BTreeMap<String, Vec<f32>>,
+    mut v_parts: BTreeMap<String, Vec<f32>>,
+    path: &Path,
+) -> Result<MomentValues> {
+    let missing = |key: String, other: String, n: usize| Error::MissingTensor {
+        path: path.to_path_buf(),
+        key,
+        expected: vec![n],
+        hint: format!(" (`{other}` is there)"),
+    };
+    let mut moments = BTreeMap::new();
+    for (k, m) in m_parts {
+        let Some(v) = v_parts.remove(&k) else {
+            return Err(missing(
+                format!("optim.v.{k}"),
+                format!("optim.m.{k}"),
+                m.len(),
+            ));
+        };
+        moments.insert(k, (m, v));
+    }
+    match v_parts.into_iter().next() {
+        Some((k, v)) => Err(missing(
+            format!("optim.m.{k}"),
+            format!("optim.v.{k}"),
+            v.len(),
+        )),
+        None => Ok(moments),
+    }
+}
+
+/// Every stored moment (read from `path`, written for method `arch`) belongs to a trainable
+/// tensor of `layout` (path -> element count) and has its size.
+fn check_moments(
+    moments: &MomentValues,
+    layout: &BTreeMap<String, usize>,
+    path: &Path,
+    arch: &str,
+) -> Result<()> {
+    let extra: Vec<String> = moments
+        .keys()
+        .filter(|k| !layout.contains_key(*k))
+        .map(|k| format!("optim.m.{k}"))
+        .collect();
+    if !extra.is_empty() {
+        return Err(Error::UnexpectedTensors {
+            path: path.to_path_buf(),
+            arch: arch.to_string(),
+            keys: extra,
+        });
+    }
+    for (k, (m, v)) in moments {
+        let n = layout.get(k).copied().unwrap_or_default();
+        for (part, values) in [("m", m), ("v", v)] {
+            if values.len() != n {
+                return Err(Error::TensorShape {
+                    path: path.to_path_buf(),
+                    key: format!("optim.{part}.{k}"),
+                    got: vec![values.len()],
+                    expected: vec![n],
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -341,5 +417,34 @@ mod tests {
             3.0 * s,
             &digest[..8]
         );
+    }
+
+    /// A moment without its pair, of another size than its tensor, or for a tensor the model
+    /// does not train is an error naming the key, not a panic in the first update.
+    #[test]
+    fn stored_moments_are_checked_against_the_model() {
+        use std::collections::BTreeMap;
+        let path = std::path::Path::new("run/last.safetensors");
+        let parts = |keys: &[&str]| -> BTreeMap<String, Vec<f32>> {
+            keys.iter().map(|k| (k.to_string(), vec![0.0; 3])).collect()
+        };
+        let err = super::pair_moments(parts(&["a", "b"]), parts(&["a"]), path).unwrap_err();
+        assert!(err.to_string().contains("`optim.v.b` is missing"), "{err}");
+        let err = super::pair_moments(parts(&["a"]), parts(&["a", "c"]), path).unwrap_err();
+        assert!(err.to_string().contains("`optim.m.c` is missing"), "{err}");
+        let moments = super::pair_moments(parts(&["a"]), parts(&["a"]), path).unwrap();
+
+        let layout = |n: usize| BTreeMap::from([("a".to_string(), n)]);
+        assert!(super::check_moments(&moments, &layout(3), path, "fe_adapter").is_ok());
+        let err = super::check_moments(&moments, &layout(4), path, "fe_adapter").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("run/last.safetensors") && msg.contains("`optim.m.a`"),
+            "{msg}"
+        );
+        assert!(msg.contains("[3]") && msg.contains("[4]"), "{msg}");
+        let other = BTreeMap::from([("b".to_string(), 3)]);
+        let err = super::check_moments(&moments, &other, path, "fe_adapter").unwrap_err();
+        assert!(err.to_string().contains("optim.m.a"), "{err}");
     }
 }

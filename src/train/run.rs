@@ -383,7 +383,7 @@ pub fn train(job: TrainJob, device: &Device, resume: bool, progress: bool) -> Re
             });
         }
         model = ckpt.apply(model, &last_path)?;
-        optim = ckpt.optimizer(device);
+        optim = ckpt.optimizer(&model, &last_path, device)?;
         start_epoch = ckpt.meta.epoch;
         best = serde_json::from_value(ckpt.meta.extra["best_val"].clone()).unwrap_or(None);
         history = serde_json::from_value(ckpt.meta.extra["history"].clone()).unwrap_or_default();
