@@ -63,14 +63,37 @@ pub fn same_context<const D: usize, const E: usize>(
     x: burn::tensor::Tensor<D>,
     like: &burn::tensor::Tensor<E>,
 ) -> burn::tensor::Tensor<D> {
-    let x = x.without_autodiff();
-    if !like.is_autodiff() {
-        return x;
+    AutodiffContext::of(like).apply(x)
+}
+
+/// A tensor's autodiff context (whether it is an autodiff tensor, and its checkpointing
+/// strategy), kept so that a value can re-enter it after the tensor itself was consumed.
+#[derive(Debug, Clone, Copy)]
+pub struct AutodiffContext {
+    autodiff: bool,
+    strategy: Option<burn::tensor::GradientCheckpointingStrategy>,
+}
+
+impl AutodiffContext {
+    /// `t`'s context.
+    pub fn of<const D: usize>(t: &burn::tensor::Tensor<D>) -> Self {
+        Self {
+            autodiff: t.is_autodiff(),
+            strategy: t.gradient_checkpointing_strategy(),
+        }
     }
-    let x = x.autodiff();
-    match like.gradient_checkpointing_strategy() {
-        Some(strategy) => x.with_gradient_checkpointing_strategy(strategy),
-        None => x,
+
+    /// `x` in this context, not tracked (see [`same_context`]).
+    pub fn apply<const D: usize>(self, x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
+        let x = x.without_autodiff();
+        if !self.autodiff {
+            return x;
+        }
+        let x = x.autodiff();
+        match self.strategy {
+            Some(strategy) => x.with_gradient_checkpointing_strategy(strategy),
+            None => x,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! backend extensions with a Flex (CPU) implementation, a hand-written backward under
 //! autodiff, and burn's own operations on every other device.
 
+pub mod adamw;
 pub mod attention;
 pub mod depthwise;
 pub mod gelu;

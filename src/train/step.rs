@@ -90,6 +90,7 @@ impl Stepper {
         loss: Tensor<1>,
         flush: bool,
     ) -> (M, MicroStep) {
+        self.optim.reserve(&model);
         let grads = loss.clone().backward();
         self.buffer.accumulate(&model, &grads);
         drop(grads);
@@ -114,6 +115,7 @@ impl Stepper {
     /// clips) through `model` and adds its gradients times `clips` to the buffer, so that
     /// [`Stepper::sync`] can average over the clips of every rank. Returns the loss value.
     pub fn accumulate_clips<M: Module>(&mut self, model: &M, loss: Tensor<1>, clips: usize) -> f64 {
+        self.optim.reserve(model);
         let grads = loss.clone().backward();
         self.buffer
             .accumulate_scaled(model, &grads, Some(clips as f32));
