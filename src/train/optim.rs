@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::f64::consts::PI;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Gradients, Tensor};
+use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::adamw::{self, AdamWStep};
@@ -230,7 +230,16 @@ impl GradBuffer {
 /// The trainable parameters of `model` by path (sorted, as a [`GradBuffer`] holds them) and
 /// their element counts: the layout of a data-parallel all-reduce.
 pub fn trainable_layout<M: Module>(model: &M) -> Vec<(String, usize)> {
-    struct V(PathStack, BTreeMap<String, usize>);
+    trainable_tensors(model)
+        .into_iter()
+        .map(|(path, n, _)| (path, n))
+        .collect()
+}
+
+/// The trainable parameters of `model` by path (sorted): element count and device (without
+/// autodiff, where the optimiser's tensors live).
+fn trainable_tensors<M: Module>(model: &M) -> Vec<(String, usize, Device)> {
+    struct V(PathStack, BTreeMap<String, (usize, Device)>);
     impl ModuleVisitor for V {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.0.0.push(name.into());
@@ -241,13 +250,15 @@ pub fn trainable_layout<M: Module>(model: &M) -> Vec<(String, usize)> {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
             let val = p.val();
             if val.is_require_grad() {
-                self.1.insert(self.0.with(""), val.shape().num_elements());
+                let device = val.device().without_autodiff();
+                self.1
+                    .insert(self.0.with(""), (val.shape().num_elements(), device));
             }
         }
     }
     let mut v = V(PathStack(Vec::new()), BTreeMap::new());
     model.visit(&mut v);
-    v.1.into_iter().collect()
+    v.1.into_iter().map(|(p, (n, d))| (p, n, d)).collect()
 }
 
 /// Sum and sum of squares of `model`'s trainable parameters, in path order: ranks that start
@@ -290,36 +301,12 @@ impl AdamW {
     /// activations free, they would push the next step's activations into fresh pages (on the
     /// CPU, 0.7 GB more for full fine-tuning's second step, faulted in and zeroed: 1.5-2 s).
     pub fn reserve<M: Module>(&mut self, model: &M) {
-        struct V<'a>(PathStack, &'a mut BTreeMap<String, Moments>);
-        impl ModuleVisitor for V<'_> {
-            fn enter_module(&mut self, name: &str, _: &str) {
-                self.0.0.push(name.into());
-            }
-            fn exit_module(&mut self, _: &str, _: &str) {
-                self.0.0.pop();
-            }
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                let val = p.val();
-                if !val.is_require_grad() {
-                    return;
-                }
-                let path = self.0.with("");
-                if self.1.contains_key(&path) {
-                    return;
-                }
-                let n = val.shape().num_elements();
-                let device = val.device().without_autodiff();
-                let zeros = || Tensor::<1>::zeros([n], &device);
-                self.1.insert(
-                    path,
-                    Moments {
-                        m: zeros(),
-                        v: zeros(),
-                    },
-                );
-            }
+        for (path, n, device) in trainable_tensors(model) {
+            self.state.entry(path).or_insert_with(|| Moments {
+                m: Tensor::zeros([n], &device),
+                v: Tensor::zeros([n], &device),
+            });
         }
-        model.visit(&mut V(PathStack(Vec::new()), &mut self.state));
     }
 
     /// Applies one update from `buffer` (averaged over its micro-batches, clipped) to `model`
