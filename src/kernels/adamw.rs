@@ -13,7 +13,7 @@ use burn::backend::{BackendTensor, DispatchTensor, DispatchTensorKind};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::{native, tensor, values};
+use super::{holds_exactly, native, tensor, values};
 
 /// Elements per parallel task.
 const CHUNK: usize = 32 * 1024;
@@ -47,15 +47,16 @@ pub struct AdamWStep {
     pub keep: f32,
 }
 
-/// Whether [`adamw_update`] takes these tensors (f32 on the Flex backend, without autodiff).
-pub fn fused<const D: usize>(param: &Tensor<D>, grad: &Tensor<1>) -> bool {
-    native(param) && native(grad) && !param.is_autodiff() && !grad.is_autodiff()
+/// Whether [`adamw_update`] and [`sum_squares`] take `t`: f32 on the Flex backend, without
+/// autodiff.
+pub fn fused<const D: usize>(t: &Tensor<D>) -> bool {
+    native(t) && !t.is_autodiff()
 }
 
 /// The sum of squares of `grad / micro_batches`, in f64 over bands summed in order (the same
 /// value on every run); `None` when `grad` is not an f32 tensor on the CPU.
 pub fn sum_squares(grad: &Tensor<1>, micro_batches: f32) -> Option<f64> {
-    if !native(grad) || grad.is_autodiff() {
+    if !fused(grad) {
         return None;
     }
     let g = flex(grad.clone());
@@ -74,14 +75,13 @@ pub fn sum_squares(grad: &Tensor<1>, micro_batches: f32) -> Option<f64> {
     Some(bands.iter().sum())
 }
 
-/// One AdamW update of `param` (any shape) from its flattened gradient and moments (zeros
-/// when `moments` is `None`, the first step): `(param, m, v)` updated, in the buffers they came
-/// in when they own them. The caller checks [`fused`] and that the moments are f32 CPU tensors
-/// of the gradient's length.
+/// One AdamW update of `param` (any shape) from its flattened gradient and moments `(m, v)`:
+/// `(param, m, v)` updated, in the buffers they came in when they own them. The caller checks
+/// [`fused`] for all four.
 pub fn adamw_update<const D: usize>(
     param: Tensor<D>,
     grad: Tensor<1>,
-    moments: Option<(Tensor<1>, Tensor<1>)>,
+    (m, v): (Tensor<1>, Tensor<1>),
     k: AdamWStep,
 ) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
     let g = flex(grad);
@@ -93,10 +93,7 @@ pub fn adamw_update<const D: usize>(
         n,
         "AdamW: a parameter and its gradient differ in size"
     );
-    let (mut m, mut v) = match moments {
-        Some((m, v)) => (owned(flex(m)), owned(flex(v))),
-        None => (tensor(vec![0.0; n], vec![n]), tensor(vec![0.0; n], vec![n])),
-    };
+    let (mut m, mut v) = (owned(flex(m)), owned(flex(v)));
     assert!(
         m.layout().num_elements() == n && v.layout().num_elements() == n,
         "AdamW: moments of another size than the gradient"
@@ -134,9 +131,7 @@ fn flex<const D: usize>(t: Tensor<D>) -> FlexTensor {
 /// `t` contiguous from the start of a buffer of exactly its values (a copy otherwise), so
 /// that `storage_mut` is the values in order; shared buffers are copied there on write.
 fn owned(t: FlexTensor) -> FlexTensor {
-    let n = t.layout().num_elements();
-    let whole = t.layout().contiguous_offsets() == Some((0, n)) && t.bytes().len() == n * 4;
-    if whole {
+    if holds_exactly(&t) {
         t
     } else {
         tensor(values(&t).into_owned(), t.layout().shape().to_vec())

@@ -20,7 +20,7 @@ use burn::tensor::{Tensor, activation};
 use rayon::prelude::*;
 
 use super::simd::{exp, madd};
-use super::{has_fma, native, tensor, values};
+use super::{has_fma, holds_exactly, native, tensor, values};
 
 /// Elements per parallel task.
 const CHUNK: usize = 16 * 1024;
@@ -123,9 +123,7 @@ fn backward(x: &FlexTensor, grad: FlexTensor) -> FlexTensor {
 /// `t`'s values, writable, when `t` is the only owner of a buffer holding exactly them in
 /// order.
 fn whole_buffer(t: &mut FlexTensor) -> Option<&mut [f32]> {
-    let n = t.layout().num_elements();
-    let whole = t.layout().contiguous_offsets() == Some((0, n)) && t.bytes().len() == n * 4;
-    if whole {
+    if holds_exactly(t) {
         t.try_storage_mut::<f32>()
     } else {
         None

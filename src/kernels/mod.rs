@@ -38,6 +38,13 @@ pub(crate) fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     }
 }
 
+/// Whether `t`'s buffer holds exactly its f32 values, in order from its start (so that the
+/// whole storage is the values: no view offset, stride or spare bytes).
+pub(crate) fn holds_exactly(t: &FlexTensor) -> bool {
+    let n = t.layout().num_elements();
+    t.layout().contiguous_offsets() == Some((0, n)) && t.bytes().len() == n * 4
+}
+
 /// A contiguous Flex tensor of `values`.
 pub(crate) fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))

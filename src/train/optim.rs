@@ -317,6 +317,8 @@ impl AdamW {
         buffer: &mut GradBuffer,
         cfg: &OptimConfig,
     ) -> (M, f64) {
+        // Moments for tensors that have none (a caller that did not reserve them earlier).
+        self.reserve(&model);
         let lr = cfg.lr_at(self.step);
         let n = buffer.micro_batches.max(1) as f32;
         let grads = std::mem::take(&mut buffer.grads);
@@ -421,18 +423,20 @@ impl ModuleMapper for Update<'_> {
             lr: lr as f32,
             keep: (1.0 - decay) as f32,
         };
-        let prev = self.state.remove(&path);
+        // `AdamW::step` reserved moments for every trainable tensor, and only those have
+        // gradients.
+        let Some(prev) = self.state.remove(&path) else {
+            return p;
+        };
         let mut moments = None;
         let p = p.map(|t| {
             let context = crate::util::AutodiffContext::of(&t);
             // Consumed, not cloned: the update can then write into the parameter's buffer.
             let plain = t.without_autodiff();
-            let fused = adamw::fused(&plain, &g)
-                && prev
-                    .as_ref()
-                    .is_none_or(|s| adamw::fused(&s.m, &g) && adamw::fused(&s.v, &g));
+            let fused =
+                [&prev.m, &prev.v, &g].into_iter().all(adamw::fused) && adamw::fused(&plain);
             let (updated, m, v) = if fused {
-                adamw::adamw_update(plain, g, prev.map(|s| (s.m, s.v)), step)
+                adamw::adamw_update(plain, g, (prev.m, prev.v), step)
             } else {
                 update_with_tensor_ops(plain, g, prev, step)
             };
@@ -446,12 +450,11 @@ impl ModuleMapper for Update<'_> {
     }
 }
 
-/// [`adamw::adamw_update`] as tensor operations, for every device (`prev`: `None` on the
-/// first step).
+/// [`adamw::adamw_update`] as tensor operations, for every device.
 fn update_with_tensor_ops<const D: usize>(
     plain: Tensor<D>,
     g: Tensor<1>,
-    prev: Option<Moments>,
+    prev: Moments,
     k: AdamWStep,
 ) -> (Tensor<D>, Tensor<1>, Tensor<1>) {
     let g = if k.micro_batches == 1.0 {
@@ -461,16 +464,8 @@ fn update_with_tensor_ops<const D: usize>(
     };
     let g = g * k.clip;
     let (b1, b2) = (k.beta1, k.beta2);
-    let (m, v) = match prev {
-        Some(s) => (
-            s.m * b1 + g.clone() * (1.0 - b1),
-            s.v * b2 + g.clone().powf_scalar(2.0) * (1.0 - b2),
-        ),
-        None => (
-            g.clone() * (1.0 - b1),
-            g.clone().powf_scalar(2.0) * (1.0 - b2),
-        ),
-    };
+    let m = prev.m * b1 + g.clone() * (1.0 - b1);
+    let v = prev.v * b2 + g.clone().powf_scalar(2.0) * (1.0 - b2);
     let denom = (v.clone() / k.bc2).sqrt() + k.eps;
     let delta = (m.clone() / k.bc1) / denom * k.lr; // [n]
     let shape = plain.shape();
@@ -644,9 +639,17 @@ mod tests {
             // 100 000 elements: several parallel bands.
             let n = 100_000;
             let p = Tensor::<2>::random([400, 250], Distribution::Normal(0.0, 1.0), &device);
-            let (g, m, v) = (normal(n), normal(n), normal(n).abs());
-            let moments = (!first).then(|| (m.clone(), v.clone()));
-            let prev = (!first).then(|| Moments { m, v });
+            // The first step starts from the zero moments `AdamW::reserve` gives.
+            let (g, m, v) = match first {
+                true => (
+                    normal(n),
+                    Tensor::zeros([n], &device),
+                    Tensor::zeros([n], &device),
+                ),
+                false => (normal(n), normal(n), normal(n).abs()),
+            };
+            let moments = (m.clone(), v.clone());
+            let prev = Moments { m, v };
             let (held, before) = (p.clone(), p.clone().into_data());
             let (p1, m1, v1) = adamw::adamw_update(p.clone(), g.clone(), moments, k);
             let (p2, m2, v2) = update_with_tensor_ops(p, g, prev, k);
